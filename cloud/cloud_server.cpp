@@ -1,0 +1,293 @@
+#include "cloud/cloud_server.h"
+
+#include <spdlog/spdlog.h>
+#include <opencv2/core.hpp>
+
+#include <algorithm>
+#include <cmath>
+
+#include "splitnet/feature_codec.h"
+#include "splitnet/split_model.h"
+#include "transport/protocol.h"
+
+namespace deepcut::cloud {
+namespace {
+
+constexpr const char* kResultsEndpoint = "inproc://deepcut-cloud-results";
+
+transport::Reply ErrorReply(std::uint64_t seq, transport::ReplyStatus status, std::string message) {
+  transport::Reply r;
+  r.seq = seq;
+  r.status = status;
+  r.message = std::move(message);
+  return r;
+}
+
+// Checks a decoded request against the served model.
+Status CheckAgainstModel(const transport::Request& r, const splitnet::Manifest& m) {
+  if (r.model != m.name)
+    return InvalidArgument("model '" + r.model + "' is not served here (serving '" + m.name + "')");
+  int index = m.RateIndex(r.rate);
+  if (index < 0) return InvalidArgument("rate '" + r.rate + "' is not a rate of model " + m.name);
+  const auto& rate = m.rates[index];
+  if (rate.bits != r.bits || rate.channels != r.channels)
+    return InvalidArgument("rate '" + r.rate + "' has bits/channels " + std::to_string(rate.bits) +
+                           "/" + std::to_string(rate.channels) + " here, the request says " +
+                           std::to_string(r.bits) + "/" + std::to_string(r.channels));
+  const auto& b = m.bottleneck;
+  if (r.shape[0] != static_cast<std::uint32_t>(b.channels) ||
+      r.shape[1] != static_cast<std::uint32_t>(b.height) ||
+      r.shape[2] != static_cast<std::uint32_t>(b.width))
+    return InvalidArgument("shape does not match the model's bottleneck");
+  if (std::abs(r.min - b.min) > 1e-6f || std::abs(r.max - b.max) > 1e-6f)
+    return InvalidArgument("quantisation range does not match the model's bottleneck");
+  // A payload can never need more than the raw packed bits plus zstd's bound.
+  const size_t limit = splitnet::FeatureCodec::PackedBytes(b, rate) + 64;
+  if (r.payload.size() > limit)
+    return InvalidArgument("payload of " + std::to_string(r.payload.size()) +
+                           " bytes is too large for rate " + r.rate);
+  return Status::Ok();
+}
+
+}  // namespace
+
+CloudServer::CloudServer(CloudOptions options, splitnet::Manifest manifest)
+    : options_(std::move(options)), manifest_(std::move(manifest)) {}
+
+CloudServer::~CloudServer() {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    stopping_ = true;
+  }
+  queue_ready_.notify_all();
+  for (auto& t : workers_) t.join();
+  if (results_) results_->close();
+  if (router_) router_->close();
+}
+
+Result<std::unique_ptr<CloudServer>> CloudServer::Create(CloudOptions options,
+                                                         const splitnet::Manifest& manifest) {
+  if (options.threads < 1 || options.threads > 256)
+    return InvalidArgument("threads must be 1..256");
+  if (options.max_batch < 1) return InvalidArgument("max batch must be >= 1");
+  if (options.max_queue < 1) return InvalidArgument("max queue must be >= 1");
+  if (options.listen.empty()) return InvalidArgument("no endpoint to listen on");
+  std::unique_ptr<CloudServer> server(new CloudServer(std::move(options), manifest));
+  RETURN_IF_ERROR(server->Start());
+  return server;
+}
+
+Status CloudServer::Start() {
+  try {
+    results_ = std::make_unique<zmq::socket_t>(context_, zmq::socket_type::pull);
+    results_->bind(kResultsEndpoint);
+    router_ = std::make_unique<zmq::socket_t>(context_, zmq::socket_type::router);
+    router_->set(zmq::sockopt::linger, 0);
+    // A reply to an edge that went away is dropped, not an error.
+    router_->set(zmq::sockopt::router_mandatory, 0);
+    router_->set(zmq::sockopt::maxmsgsize, static_cast<int64_t>(transport::kMaxMessageBytes + 64));
+    for (const auto& endpoint : options_.listen) {
+      router_->bind(endpoint);
+      endpoints_.push_back(router_->get(zmq::sockopt::last_endpoint));
+    }
+  } catch (const zmq::error_t& e) {
+    return InvalidArgument("cannot listen on " + options_.listen.back() + ": " + e.what());
+  }
+  // Each worker runs its tail single-threaded; parallelism is across workers.
+  cv::setNumThreads(1);
+  worker_status_.assign(options_.threads, Status::Ok());
+  for (int i = 0; i < options_.threads; ++i) workers_.emplace_back([this, i] { WorkerLoop(i); });
+  while (workers_ready_.load() < options_.threads) std::this_thread::yield();
+  for (const auto& s : worker_status_)
+    if (!s.ok()) return s;
+  return Status::Ok();
+}
+
+void CloudServer::WorkerLoop(int index) {
+  auto model = splitnet::SplitModel::Load(manifest_, {.head = false, .exit = false, .tail = true});
+  if (!model.ok()) {
+    worker_status_[index] = model.status();
+    workers_ready_++;
+    return;
+  }
+  splitnet::FeatureCodec codec;
+  zmq::socket_t push(context_, zmq::socket_type::push);
+  push.connect(kResultsEndpoint);
+  workers_ready_++;
+
+  auto send = [&](const std::string& identity, const transport::Reply& reply) {
+    auto bytes = transport::EncodeReply(reply);
+    push.send(zmq::buffer(identity), zmq::send_flags::sndmore);
+    push.send(zmq::buffer(bytes), zmq::send_flags::none);
+  };
+
+  std::vector<Job> batch;
+  for (;;) {
+    batch.clear();
+    {
+      std::unique_lock<std::mutex> lock(mutex_);
+      queue_ready_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
+      if (stopping_) break;
+      while (!queue_.empty() && static_cast<int>(batch.size()) < options_.max_batch) {
+        batch.push_back(std::move(queue_.front()));
+        queue_.pop_front();
+      }
+    }
+    const TimeUs start_us = clock_.NowUs();
+    std::vector<std::vector<float>> features;
+    std::vector<transport::Request> requests;
+    std::vector<const Job*> jobs;
+    for (const Job& job : batch) {
+      // Validated by the socket thread; decoding again is cheap and keeps Job small.
+      auto request = transport::DecodeRequest(job.request);
+      const auto& rate = manifest_.rates[manifest_.RateIndex(request->rate)];
+      auto decoded = codec.Decode(static_cast<splitnet::Coding>(request->coding), request->payload,
+                                  manifest_.bottleneck, rate);
+      if (!decoded.ok()) {
+        send(job.identity, ErrorReply(request->seq, transport::ReplyStatus::kError,
+                                      "payload: " + decoded.status().message()));
+        std::lock_guard<std::mutex> lock(mutex_);
+        stats_.rejected++;
+        continue;
+      }
+      features.push_back(std::move(decoded).value());
+      requests.push_back(std::move(request).value());
+      jobs.push_back(&job);
+    }
+    const TimeUs decoded_us = clock_.NowUs();
+    auto predictions = model.value()->RunTail(features);
+    const TimeUs done_us = clock_.NowUs();
+    for (size_t i = 0; i < jobs.size(); ++i) {
+      transport::Reply reply;
+      reply.seq = requests[i].seq;
+      reply.capture_us = requests[i].capture_us;
+      reply.queue_us = std::max<TimeUs>(0, start_us - jobs[i]->received_us);
+      reply.decode_us = std::max<TimeUs>(0, decoded_us - start_us);
+      reply.tail_us = std::max<TimeUs>(0, done_us - decoded_us);
+      reply.batch_size = static_cast<int>(jobs.size());
+      if (!predictions.ok()) {
+        reply.status = transport::ReplyStatus::kError;
+        reply.message = predictions.status().message();
+      } else {
+        const auto& p = (*predictions)[i];
+        reply.class_id = p.class_id;
+        std::vector<int> order(p.probabilities.size());
+        for (size_t k = 0; k < order.size(); ++k) order[k] = static_cast<int>(k);
+        const size_t top = std::min<size_t>(options_.top_k, order.size());
+        std::partial_sort(order.begin(), order.begin() + top, order.end(),
+                          [&](int a, int b) { return p.probabilities[a] > p.probabilities[b]; });
+        for (size_t k = 0; k < top; ++k) reply.top.push_back({order[k], p.probabilities[order[k]]});
+      }
+      send(jobs[i]->identity, reply);
+    }
+    std::lock_guard<std::mutex> lock(mutex_);
+    stats_.batches++;
+    if (predictions.ok())
+      stats_.answered += static_cast<std::int64_t>(jobs.size());
+    else
+      stats_.rejected += static_cast<std::int64_t>(jobs.size());
+  }
+  push.close();
+}
+
+void CloudServer::SendReply(zmq::socket_t& router, const std::string& identity,
+                            const std::vector<std::uint8_t>& reply) {
+  try {
+    router.send(zmq::buffer(identity), zmq::send_flags::sndmore | zmq::send_flags::dontwait);
+    router.send(zmq::buffer(reply), zmq::send_flags::dontwait);
+  } catch (const zmq::error_t& e) {
+    spdlog::debug("reply dropped: {}", e.what());
+  }
+}
+
+void CloudServer::HandleRequest(zmq::socket_t& router, const std::string& identity,
+                                const std::vector<std::uint8_t>& bytes) {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    stats_.received++;
+  }
+  auto request = transport::DecodeRequest(bytes);
+  Status valid = request.ok() ? CheckAgainstModel(*request, manifest_) : request.status();
+  if (!valid.ok()) {
+    spdlog::debug("refused a request: {}", valid.message());
+    SendReply(router, identity,
+              transport::EncodeReply(ErrorReply(request.ok() ? request->seq : 0,
+                                                transport::ReplyStatus::kError, valid.message())));
+    std::lock_guard<std::mutex> lock(mutex_);
+    stats_.rejected++;
+    return;
+  }
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (static_cast<int>(queue_.size()) < options_.max_queue) {
+      queue_.push_back(Job{identity, bytes, clock_.NowUs()});
+      queue_ready_.notify_one();
+      return;
+    }
+    stats_.busy++;
+  }
+  SendReply(router, identity,
+            transport::EncodeReply(
+                ErrorReply(request->seq, transport::ReplyStatus::kBusy, "queue full")));
+}
+
+void CloudServer::Run(const std::atomic<bool>& stop) {
+  zmq::pollitem_t items[] = {{static_cast<void*>(*router_), 0, ZMQ_POLLIN, 0},
+                             {static_cast<void*>(*results_), 0, ZMQ_POLLIN, 0}};
+  TimeUs next_stats_us = clock_.NowUs() + static_cast<TimeUs>(options_.stats_interval_s * 1e6);
+  CloudStats last;
+  while (!stop.load()) {
+    try {
+      zmq::poll(items, 2, std::chrono::milliseconds(100));
+      // Replies first: they finish work already paid for.
+      while (items[1].revents & ZMQ_POLLIN) {
+        zmq::message_t identity, reply;
+        if (!results_->recv(identity, zmq::recv_flags::dontwait)) break;
+        (void)results_->recv(reply);
+        router_->send(identity, zmq::send_flags::sndmore | zmq::send_flags::dontwait);
+        router_->send(reply, zmq::send_flags::dontwait);
+      }
+      for (int i = 0; i < 256 && (items[0].revents & ZMQ_POLLIN); ++i) {
+        std::vector<zmq::message_t> parts;
+        zmq::message_t part;
+        if (!router_->recv(part, zmq::recv_flags::dontwait)) break;
+        parts.push_back(std::move(part));
+        while (parts.back().more() && parts.size() < 8) {
+          (void)router_->recv(part);
+          parts.push_back(std::move(part));
+        }
+        while (parts.back().more()) (void)router_->recv(part);  // discard the excess
+        const std::string identity = parts[0].to_string();
+        if (parts.size() != 2) {
+          SendReply(*router_, identity,
+                    transport::EncodeReply(ErrorReply(0, transport::ReplyStatus::kError,
+                                                      "a request must be one message frame")));
+          std::lock_guard<std::mutex> lock(mutex_);
+          stats_.received++;
+          stats_.rejected++;
+          continue;
+        }
+        const auto* p = parts[1].data<std::uint8_t>();
+        HandleRequest(*router_, identity, std::vector<std::uint8_t>(p, p + parts[1].size()));
+      }
+    } catch (const zmq::error_t& e) {
+      if (e.num() == ETERM) break;
+      spdlog::warn("socket error: {}", e.what());
+    }
+    if (options_.stats_interval_s > 0 && clock_.NowUs() >= next_stats_us) {
+      CloudStats s = stats();
+      spdlog::info("served {} (+{}), errors {}, busy {}, mean batch {:.1f}", s.answered,
+                   s.answered - last.answered, s.rejected, s.busy,
+                   s.batches ? double(s.answered) / s.batches : 0.0);
+      last = s;
+      next_stats_us += static_cast<TimeUs>(options_.stats_interval_s * 1e6);
+    }
+  }
+}
+
+CloudStats CloudServer::stats() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return stats_;
+}
+
+}  // namespace deepcut::cloud

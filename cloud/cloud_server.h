@@ -1,0 +1,96 @@
+// The cloud: a ZeroMQ ROUTER that serves any number of edges.
+//
+// The thread that calls Run() owns the ROUTER socket. It validates each request
+// against the model (protocol fields, model name, rate, shape, range) and
+// answers a bad one at once with an error reply; it sheds load with a "busy"
+// reply when the work queue is full, so latency cannot grow without bound.
+// Good requests go to `threads` workers; each worker owns its own tail network
+// and codec, takes up to `max_batch` queued requests at a time, decodes them,
+// runs the tail on them as one batch and hands the replies back to the socket
+// thread over inproc:// (a socket belongs to one thread).
+//
+// Ownership: Create() binds and starts the workers; the destructor stops and
+// joins them.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+#include <zmq.hpp>
+
+#include "core/clock.h"
+#include "core/status.h"
+#include "splitnet/manifest.h"
+
+namespace deepcut::cloud {
+
+struct CloudOptions {
+  std::vector<std::string> listen{"tcp://127.0.0.1:5555"};  // endpoints to bind
+  int threads = 2;                 // worker threads, each with its own tail network
+  int max_batch = 16;              // requests per tail run
+  int max_queue = 256;             // queued requests beyond which new ones get "busy"
+  int top_k = 3;                   // scores returned per answer
+  double stats_interval_s = 10.0;  // period of the info log line; 0: never
+};
+
+struct CloudStats {
+  std::int64_t received = 0;
+  std::int64_t answered = 0;
+  std::int64_t rejected = 0;  // error replies
+  std::int64_t busy = 0;      // shed
+  std::int64_t batches = 0;
+};
+
+class CloudServer {
+ public:
+  static Result<std::unique_ptr<CloudServer>> Create(CloudOptions options,
+                                                     const splitnet::Manifest& manifest);
+  ~CloudServer();
+  CloudServer(const CloudServer&) = delete;
+  CloudServer& operator=(const CloudServer&) = delete;
+
+  // The endpoints actually bound (a `*` port resolved).
+  const std::vector<std::string>& endpoints() const { return endpoints_; }
+  // Serves until `stop` becomes true.
+  void Run(const std::atomic<bool>& stop);
+  CloudStats stats() const;
+
+ private:
+  struct Job {
+    std::string identity;
+    std::vector<std::uint8_t> request;  // validated, still encoded
+    TimeUs received_us = 0;
+  };
+  CloudServer(CloudOptions options, splitnet::Manifest manifest);
+  Status Start();
+  void WorkerLoop(int index);
+  void HandleRequest(zmq::socket_t& router, const std::string& identity,
+                     const std::vector<std::uint8_t>& bytes);
+  void SendReply(zmq::socket_t& router, const std::string& identity,
+                 const std::vector<std::uint8_t>& reply);
+
+  CloudOptions options_;
+  splitnet::Manifest manifest_;
+  RealClock clock_;
+  zmq::context_t context_{1};
+  std::unique_ptr<zmq::socket_t> router_;
+  std::unique_ptr<zmq::socket_t> results_;  // PULL, fed by the workers
+  std::vector<std::string> endpoints_;
+  std::vector<std::thread> workers_;
+  std::vector<Status> worker_status_;  // written once by each worker at start
+
+  mutable std::mutex mutex_;  // guards queue_, stopping_ and stats_
+  std::condition_variable queue_ready_;
+  std::deque<Job> queue_;
+  bool stopping_ = false;
+  CloudStats stats_;
+  std::atomic<int> workers_ready_{0};
+};
+
+}  // namespace deepcut::cloud

@@ -1,0 +1,89 @@
+// deepcut-cloud: serves the tail of a split model to any number of edges.
+#include <CLI/CLI.hpp>
+#include <csignal>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+
+#include <spdlog/spdlog.h>
+
+#include "cloud/cloud_server.h"
+#include "splitnet/manifest.h"
+
+namespace {
+
+std::atomic<bool> g_stop{false};
+void OnSignal(int) { g_stop = true; }
+
+constexpr int kExitBadOption = 2;
+constexpr int kExitBadModel = 3;
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  using namespace deepcut;
+  CLI::App app{"DeepCut cloud: runs the tail of a split model for the edges"};
+  cloud::CloudOptions options;
+  std::string model_dir, ready_file, log_level = "info";
+  app.add_option("--listen", options.listen,
+                 "endpoint(s) to bind; tcp://127.0.0.1:* picks a free port")
+      ->capture_default_str();
+  app.add_option("--model", model_dir, "model package directory")->required();
+  app.add_option("--threads", options.threads, "worker threads")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 256));
+  app.add_option("--max-batch", options.max_batch, "requests per tail run")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1024));
+  app.add_option("--max-queue", options.max_queue, "queued requests before replying busy")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1 << 20));
+  app.add_option("--top-k", options.top_k, "scores returned per answer")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 16));
+  app.add_option("--stats-interval-s", options.stats_interval_s, "period of the stats log line")
+      ->capture_default_str();
+  app.add_option("--ready-file", ready_file,
+                 "once listening, write the bound endpoints here (one per line)");
+  app.add_option("--log-level", log_level, "trace|debug|info|warn|error")->capture_default_str();
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e) == 0 ? 0 : kExitBadOption;
+  }
+  spdlog::set_level(spdlog::level::from_str(log_level));
+  spdlog::set_pattern("[%H:%M:%S.%e] [cloud] [%l] %v");
+  std::signal(SIGINT, OnSignal);
+  std::signal(SIGTERM, OnSignal);
+
+  auto manifest = splitnet::LoadManifest(model_dir);
+  if (!manifest.ok()) {
+    spdlog::error("{}", manifest.status().message());
+    return kExitBadModel;
+  }
+  auto server = cloud::CloudServer::Create(options, *manifest);
+  if (!server.ok()) {
+    spdlog::error("{}", server.status().message());
+    return server.status().code() == StatusCode::kInvalidArgument &&
+                   server.status().message().rfind("cannot listen", 0) == 0
+               ? kExitBadOption
+               : kExitBadModel;
+  }
+  std::string endpoints;
+  for (const auto& e : (*server)->endpoints()) endpoints += e + "\n";
+  spdlog::info("serving model {} on {} with {} threads", manifest->name,
+               (*server)->endpoints().front(), options.threads);
+  if (!ready_file.empty()) {
+    // Written atomically so a watcher never reads half a line.
+    const std::string tmp = ready_file + ".tmp";
+    std::ofstream(tmp) << endpoints;
+    std::error_code ec;
+    std::filesystem::rename(tmp, ready_file, ec);
+    if (ec) spdlog::error("cannot write {}: {}", ready_file, ec.message());
+  }
+  (*server)->Run(g_stop);
+  auto s = (*server)->stats();
+  spdlog::info("stopped: received {}, answered {}, errors {}, busy {}", s.received, s.answered,
+               s.rejected, s.busy);
+  return 0;
+}

@@ -1,0 +1,67 @@
+// Records every Answer: one JSON line per frame, running totals, a progress
+// bar on a terminal, and the run's summary (JSON and a readable table).
+//
+// The per-frame file is written to FILE.tmp and renamed over FILE by Finish(),
+// so a failed run leaves no partial output.
+//
+// Thread-safety: one recorder, called from the thread that drives the edge.
+#pragma once
+
+#include <cstdint>
+#include <cstdio>
+#include <fstream>
+#include <map>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "core/answer.h"
+#include "core/status.h"
+
+namespace deepcut::edge {
+
+struct AnswerLogOptions {
+  std::string jsonl_path;             // per-frame records; empty: none
+  std::string summary_path;           // summary JSON; empty: none
+  bool progress = false;              // draw a progress bar on stderr
+  std::int64_t expected_frames = -1;  // for the bar; -1 unknown
+};
+
+class AnswerLog {
+ public:
+  static Result<std::unique_ptr<AnswerLog>> Create(AnswerLogOptions options,
+                                                   std::vector<std::string> class_names);
+  ~AnswerLog();
+
+  void Record(const Answer& answer);
+  std::int64_t answered() const { return static_cast<std::int64_t>(latencies_us_.size()); }
+  // Duplicate answers for one frame id (must stay 0).
+  std::int64_t duplicates() const { return duplicates_; }
+
+  // Builds the summary; `extra` fields (run settings, counters) are merged in.
+  nlohmann::json Summary(std::int64_t frames_in, double wall_seconds,
+                         const nlohmann::json& extra) const;
+  // Closes the bar, writes the files (atomically), returns the first error.
+  Status Finish(const nlohmann::json& summary);
+  static std::string SummaryTable(const nlohmann::json& summary);
+
+ private:
+  explicit AnswerLog(AnswerLogOptions options, std::vector<std::string> class_names);
+  void DrawProgress(bool final);
+
+  AnswerLogOptions options_;
+  std::vector<std::string> class_names_;
+  std::ofstream jsonl_;
+  std::string jsonl_tmp_;
+  std::vector<std::int64_t> latencies_us_;
+  std::map<std::int64_t, int> seen_;  // frame id -> answers (to catch duplicates)
+  std::int64_t duplicates_ = 0;
+  std::int64_t labelled_ = 0, correct_ = 0;
+  std::int64_t uplink_bytes_ = 0, offloaded_ = 0, cloud_in_time_ = 0;
+  std::int64_t on_time_ = 0;
+  std::map<std::string, std::int64_t> routes_, reasons_, rates_;
+  std::int64_t last_drawn_ = -1;
+};
+
+}  // namespace deepcut::edge

@@ -1,0 +1,219 @@
+#include "edge/edge_runtime.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <limits>
+
+#include "transport/protocol.h"
+
+namespace deepcut::edge {
+
+EdgeRuntime::EdgeRuntime(EdgeOptions options, splitnet::SplitModel& model,
+                         scheduler::OffloadPolicy& policy, transport::CloudLink& link, Clock& clock,
+                         AnswerCallback on_answer)
+    : options_(std::move(options)),
+      model_(model),
+      policy_(policy),
+      link_(link),
+      clock_(clock),
+      on_answer_(std::move(on_answer)) {
+  const auto& m = model_.manifest();
+  rate_index_ = options_.rate.empty() ? m.default_rate_index : m.RateIndex(options_.rate);
+}
+
+Status EdgeRuntime::Validate() const {
+  const auto& m = model_.manifest();
+  if (rate_index_ < 0) {
+    std::string names;
+    for (const auto& r : m.rates) names += (names.empty() ? "" : ", ") + r.name;
+    return InvalidArgument("rate '" + options_.rate + "' is not in the model (rates: " + names +
+                           ")");
+  }
+  if (!(options_.deadline_ms > 0)) return InvalidArgument("deadline must be > 0 ms");
+  if (options_.guard_ms < 0 || options_.guard_ms >= options_.deadline_ms)
+    return InvalidArgument("guard must be >= 0 and smaller than the deadline");
+  if (options_.max_in_flight < 1) return InvalidArgument("max in flight must be >= 1");
+  if (options_.edge_id.empty() || options_.edge_id.size() > transport::kMaxNameBytes)
+    return InvalidArgument("edge id must be 1.." + std::to_string(transport::kMaxNameBytes) +
+                           " characters");
+  return Status::Ok();
+}
+
+Status EdgeRuntime::ProcessFrame(const SourceFrame& frame, TimeUs capture_us) {
+  const auto& m = model_.manifest();
+  ASSIGN_OR_RETURN(auto input, model_.Preprocess(frame.image));
+  ASSIGN_OR_RETURN(auto features, model_.RunHead(input));
+  ASSIGN_OR_RETURN(auto local, model_.RunExit(features));
+
+  Answer answer;
+  answer.frame_id = frame.index;
+  answer.label = frame.label;
+  answer.class_id = local.class_id;
+  answer.confidence = local.confidence;
+  answer.capture_us = capture_us;
+  answer.deadline_us = capture_us + static_cast<TimeUs>(options_.deadline_ms * 1000.0);
+
+  scheduler::DecisionContext context;
+  context.frame_id = frame.index;
+  context.now_us = clock_.NowUs();
+  context.deadline_us = answer.deadline_us;
+  context.exit_confidence = local.confidence;
+  context.exit_error_rate = m.ExitErrorRate(local.confidence);
+  context.in_flight = in_flight();
+  context.max_in_flight = options_.max_in_flight;
+  context.default_rate_index = rate_index_;
+  scheduler::Decision decision = policy_.Decide(context);
+
+  if (decision.action != scheduler::Action::kOffload) {
+    Deliver(answer);
+    return Status::Ok();
+  }
+  if (in_flight() >= options_.max_in_flight) {
+    answer.reason = Reason::kWindowFull;
+    Deliver(answer);
+    return Status::Ok();
+  }
+  const int rate_index =
+      decision.rate_index >= 0 && decision.rate_index < static_cast<int>(m.rates.size())
+          ? decision.rate_index
+          : rate_index_;
+  const auto& rate = m.rates[rate_index];
+  ASSIGN_OR_RETURN(auto encoded, codec_.Encode(features, m.bottleneck, rate));
+
+  transport::Request request;
+  request.edge_id = options_.edge_id;
+  request.seq = next_seq_++;
+  request.model = m.name;
+  request.rate = rate.name;
+  request.bits = rate.bits;
+  request.channels = rate.channels;
+  request.capture_us = capture_us;
+  request.deadline_us = answer.deadline_us;
+  request.shape[0] = m.bottleneck.channels;
+  request.shape[1] = m.bottleneck.height;
+  request.shape[2] = m.bottleneck.width;
+  request.min = m.bottleneck.min;
+  request.max = m.bottleneck.max;
+  request.coding = static_cast<int>(encoded.coding);
+  request.payload = std::move(encoded.payload);
+  const auto message = transport::EncodeRequest(request);
+
+  if (Status sent = link_.Send(message); !sent.ok()) {
+    spdlog::debug("frame {}: offload refused: {}", frame.index, sent.message());
+    answer.reason = Reason::kCloudUnavailable;
+    Deliver(answer);
+    return Status::Ok();
+  }
+  ++counters_.offloads_sent;
+  answer.offloaded = true;
+  answer.rate = rate.name;
+  answer.uplink_bytes = static_cast<std::int64_t>(link_.WireBytes(message.size()));
+  const TimeUs guard_us = static_cast<TimeUs>(options_.guard_ms * 1000.0);
+  pending_[request.seq] = Pending{answer, answer.deadline_us - guard_us};
+  return Status::Ok();
+}
+
+void EdgeRuntime::Deliver(Answer answer) {
+  answer.answer_us = clock_.NowUs();
+  on_answer_(answer);
+}
+
+TimeUs EdgeRuntime::NextFireUs() const {
+  TimeUs next = std::numeric_limits<TimeUs>::max();
+  for (const auto& [seq, p] : pending_) next = std::min(next, p.fire_us);
+  return next;
+}
+
+void EdgeRuntime::ExpireDue() {
+  const TimeUs now = clock_.NowUs();
+  for (auto it = pending_.begin(); it != pending_.end();) {
+    if (it->second.fire_us > now) {
+      ++it;
+      continue;
+    }
+    Answer answer = it->second.fallback;
+    answer.reason = Reason::kDeadlineMissed;
+    it = pending_.erase(it);
+    Deliver(answer);
+    // Several offloads in a row with no reply at all: the connection is likely
+    // dead (a restarted cloud can leave requests queued on a stale pipe).
+    if (++consecutive_misses_ >= options_.reconnect_after_misses) {
+      spdlog::warn("{} offloads unanswered in a row; reconnecting to the cloud",
+                   consecutive_misses_);
+      link_.Reconnect();
+      ++counters_.reconnects;
+      consecutive_misses_ = 0;
+    }
+  }
+}
+
+void EdgeRuntime::HandleReply(const std::vector<std::uint8_t>& bytes) {
+  auto decoded = transport::DecodeReply(bytes);
+  if (!decoded.ok()) {
+    ++counters_.replies_malformed;
+    spdlog::warn("ignoring malformed reply: {}", decoded.status().message());
+    return;
+  }
+  consecutive_misses_ = 0;
+  const transport::Reply& reply = *decoded;
+  auto it = pending_.find(reply.seq);
+  if (it == pending_.end()) {
+    ++counters_.replies_late;
+    return;
+  }
+  Answer answer = it->second.fallback;
+  pending_.erase(it);
+  switch (reply.status) {
+    case transport::ReplyStatus::kOk:
+      if (reply.class_id >= static_cast<int>(model_.manifest().classes.size())) {
+        ++counters_.replies_malformed;
+        answer.reason = Reason::kCloudError;
+        break;
+      }
+      ++counters_.replies_in_time;
+      answer.route = Route::kCloud;
+      answer.class_id = reply.class_id;
+      answer.confidence = reply.top.empty() ? 0.0f : reply.top.front().score;
+      break;
+    case transport::ReplyStatus::kBusy:
+      ++counters_.replies_busy;
+      answer.reason = Reason::kCloudBusy;
+      break;
+    case transport::ReplyStatus::kError:
+      ++counters_.replies_error;
+      spdlog::warn("cloud refused frame {}: {}", answer.frame_id, reply.message);
+      answer.reason = Reason::kCloudError;
+      break;
+  }
+  Deliver(answer);
+}
+
+bool EdgeRuntime::PumpOnce(TimeUs until_us) {
+  const TimeUs wake_us = std::min(until_us, NextFireUs());
+  if (auto message = link_.Receive(wake_us)) {
+    HandleReply(*message);
+    ExpireDue();
+    return true;
+  }
+  const std::size_t before = pending_.size();
+  ExpireDue();
+  return pending_.size() != before;
+}
+
+void EdgeRuntime::PumpUntil(TimeUs until_us) {
+  while (clock_.NowUs() < until_us) PumpOnce(until_us);
+  // Replies already queued are handled even when the time is up.
+  while (auto message = link_.Receive(clock_.NowUs())) HandleReply(*message);
+  ExpireDue();
+}
+
+void EdgeRuntime::WaitForSlot() {
+  while (in_flight() >= options_.max_in_flight) PumpOnce(NextFireUs());
+}
+
+void EdgeRuntime::Drain() {
+  while (!pending_.empty()) PumpOnce(NextFireUs());
+}
+
+}  // namespace deepcut::edge

@@ -1,0 +1,102 @@
+// The edge runtime: one frame's way from image to answer.
+//
+// ProcessFrame runs the head and the exit, asks the policy, and either answers
+// at once (local) or sends the encoded features to the cloud and keeps the
+// frame pending. Pump handles what comes back and the deadlines: a cloud reply
+// by the deadline answers the frame; otherwise the exit's answer is delivered
+// at the deadline (minus a small guard so it is on time). Every frame handed
+// to ProcessFrame gets exactly one Answer through the callback.
+//
+// The same code runs in real time (RealClock, ZmqLink) and in virtual-time
+// replay (VirtualClock, simulated link): it reads time only from the Clock and
+// talks to the cloud only through the CloudLink.
+//
+// Thread-safety: one runtime per stream, driven from one thread. The model,
+// policy, link and clock are borrowed and must outlive it.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <string>
+
+#include "core/answer.h"
+#include "core/clock.h"
+#include "core/status.h"
+#include "edge/frame_source.h"
+#include "scheduler/policy.h"
+#include "splitnet/feature_codec.h"
+#include "splitnet/split_model.h"
+#include "transport/cloud_link.h"
+
+namespace deepcut::edge {
+
+struct EdgeOptions {
+  std::string edge_id = "edge";    // names this edge in requests
+  double deadline_ms = 200.0;      // capture -> answer
+  int max_in_flight = 8;           // offloads awaiting a reply
+  std::string rate;                // codec rate name; empty: the manifest's default
+  double guard_ms = 2.0;           // the fallback is delivered this long before the deadline
+  int reconnect_after_misses = 3;  // consecutive unanswered offloads before reopening the socket
+};
+
+struct EdgeCounters {
+  std::int64_t offloads_sent = 0;
+  std::int64_t replies_in_time = 0;
+  std::int64_t replies_late = 0;  // arrived after the fallback was delivered
+  std::int64_t replies_malformed = 0;
+  std::int64_t replies_error = 0;
+  std::int64_t replies_busy = 0;
+  std::int64_t reconnects = 0;
+};
+
+class EdgeRuntime {
+ public:
+  using AnswerCallback = std::function<void(const Answer&)>;
+
+  EdgeRuntime(EdgeOptions options, splitnet::SplitModel& model, scheduler::OffloadPolicy& policy,
+              transport::CloudLink& link, Clock& clock, AnswerCallback on_answer);
+
+  // Checks the options against the model (e.g. the rate exists).
+  Status Validate() const;
+  // One frame captured at `capture_us`. An error means the model failed on it.
+  Status ProcessFrame(const SourceFrame& frame, TimeUs capture_us);
+  // Handles replies and deadlines until the clock reaches `until_us`.
+  void PumpUntil(TimeUs until_us);
+  // Handles replies and deadlines until fewer than max_in_flight are pending.
+  void WaitForSlot();
+  // Resolves everything pending (by reply or by deadline).
+  void Drain();
+
+  int in_flight() const { return static_cast<int>(pending_.size()); }
+  const EdgeCounters& counters() const { return counters_; }
+  const EdgeOptions& options() const { return options_; }
+
+ private:
+  struct Pending {
+    Answer fallback;  // the exit's answer, delivered if the cloud is not in time
+    TimeUs fire_us;   // when the fallback is delivered
+  };
+  // Waits for one reply or the next fallback time, whichever is first, but not
+  // past `until_us`; returns false if nothing happened before `until_us`.
+  bool PumpOnce(TimeUs until_us);
+  void HandleReply(const std::vector<std::uint8_t>& bytes);
+  void ExpireDue();
+  void Deliver(Answer answer);
+  TimeUs NextFireUs() const;
+
+  EdgeOptions options_;
+  splitnet::SplitModel& model_;
+  scheduler::OffloadPolicy& policy_;
+  transport::CloudLink& link_;
+  Clock& clock_;
+  AnswerCallback on_answer_;
+  splitnet::FeatureCodec codec_;
+  int rate_index_ = 0;
+  std::uint64_t next_seq_ = 1;
+  std::map<std::uint64_t, Pending> pending_;  // by sequence number
+  int consecutive_misses_ = 0;
+  EdgeCounters counters_;
+};
+
+}  // namespace deepcut::edge

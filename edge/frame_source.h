@@ -1,0 +1,53 @@
+// Where frames come from. A source spec is `kind:argument`:
+//   fashion-mnist:test | fashion-mnist:train   the dataset's IDX files (labels known)
+//   images:DIR                                  image files in DIR, sorted by name
+//   video:PATH                                  a video file (OpenCV VideoCapture)
+//   camera:N                                    camera N (OpenCV VideoCapture)
+//
+// Thread-safety: one source per thread.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <opencv2/core.hpp>
+#include <optional>
+#include <string>
+
+#include "core/status.h"
+
+namespace deepcut::edge {
+
+struct SourceFrame {
+  std::int64_t index = 0;  // position in the source, from 0
+  cv::Mat image;           // 8-bit, gray or BGR
+  int label = -1;          // ground truth when the source knows it
+};
+
+class FrameSource {
+ public:
+  virtual ~FrameSource() = default;
+  // The next frame, std::nullopt at the end, or an error (a corrupt file).
+  virtual Result<std::optional<SourceFrame>> Next() = 0;
+  // Frames left if known (files), else -1 (camera, some videos).
+  virtual std::int64_t Remaining() const = 0;
+  // True for live sources, which always run in real time.
+  virtual bool IsLive() const { return false; }
+};
+
+struct SourceOptions {
+  std::string spec;
+  // Where Debian's dataset-fashion-mnist puts the IDX files.
+  std::string fashion_mnist_dir = "/usr/share/datasets/fashion-mnist";
+};
+
+Result<std::unique_ptr<FrameSource>> OpenSource(const SourceOptions& options);
+
+// Reads an IDX file (optionally gzip-compressed): images (3 dims, uint8) or
+// labels (1 dim, uint8). Exposed for tests and tools.
+struct IdxData {
+  std::vector<int> dims;
+  std::vector<std::uint8_t> values;
+};
+Result<IdxData> ReadIdx(const std::string& path);
+
+}  // namespace deepcut::edge

@@ -1,0 +1,164 @@
+// deepcut-edge: runs the head and the exit on frames from a source, offloads
+// to a deepcut-cloud per the policy, and records one answer per frame.
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <csignal>
+#include <iostream>
+
+#include <spdlog/spdlog.h>
+
+#include "edge/answer_log.h"
+#include "edge/edge_runtime.h"
+#include "edge/stream_driver.h"
+#include "splitnet/manifest.h"
+#include "transport/zmq_link.h"
+
+namespace {
+
+std::atomic<bool> g_stop{false};
+void OnSignal(int) { g_stop = true; }
+
+// Exit codes, one per kind of failure.
+constexpr int kExitBadOption = 2;
+constexpr int kExitBadModel = 3;
+constexpr int kExitBadSource = 4;
+constexpr int kExitRunFailed = 5;
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  using namespace deepcut;
+  CLI::App app{"DeepCut edge: split inference on the device, offload to deepcut-cloud"};
+  std::string cloud_endpoint, model_dir, out_path, summary_path, policy_name = "always",
+                                                                 log_level = "info";
+  edge::EdgeOptions edge_options;
+  edge_options.edge_id = "edge-" + std::to_string(::getpid());
+  edge::SourceOptions source_options;
+  edge::StreamOptions stream_options;
+  std::string progress = "auto";
+  app.add_option("--cloud", cloud_endpoint, "cloud endpoint, e.g. tcp://127.0.0.1:5555")
+      ->required();
+  app.add_option("--model", model_dir, "model package directory")->required();
+  app.add_option("--source", source_options.spec,
+                 "fashion-mnist:test|train, images:DIR, video:PATH or camera:N")
+      ->required();
+  app.add_option("--fashion-mnist-dir", source_options.fashion_mnist_dir,
+                 "where the Fashion-MNIST IDX files are")
+      ->capture_default_str();
+  app.add_option("--frames", stream_options.max_frames, "stop after N frames (-1: all)")
+      ->capture_default_str();
+  app.add_option("--fps", stream_options.fps,
+                 "capture in real time at F frames/s (0: as fast as the pipeline allows)")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
+  app.add_option("--policy", policy_name, "offload policy: always|never")->capture_default_str();
+  app.add_option("--rate", edge_options.rate, "codec rate name (default: the model's default)");
+  app.add_option("--deadline-ms", edge_options.deadline_ms, "capture-to-answer deadline")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  app.add_option("--max-in-flight", edge_options.max_in_flight, "offloads awaiting a reply")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1024));
+  app.add_option("--edge-id", edge_options.edge_id, "this edge's name in requests")
+      ->capture_default_str();
+  app.add_option("--out", out_path, "per-frame answers, one JSON line each");
+  app.add_option("--summary", summary_path, "run summary JSON");
+  app.add_option("--progress", progress, "progress bar: auto (if stderr is a terminal)|on|off")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"auto", "on", "off"}));
+  app.add_option("--log-level", log_level, "trace|debug|info|warn|error")->capture_default_str();
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e) == 0 ? 0 : kExitBadOption;
+  }
+  spdlog::set_level(spdlog::level::from_str(log_level));
+  spdlog::set_pattern("[%H:%M:%S.%e] [edge] [%l] %v");
+  std::signal(SIGINT, OnSignal);
+  std::signal(SIGTERM, OnSignal);
+
+  auto manifest = splitnet::LoadManifest(model_dir);
+  if (!manifest.ok()) {
+    spdlog::error("{}", manifest.status().message());
+    return kExitBadModel;
+  }
+  auto model = splitnet::SplitModel::Load(*manifest, {.head = true, .exit = true, .tail = false});
+  if (!model.ok()) {
+    spdlog::error("{}", model.status().message());
+    return kExitBadModel;
+  }
+  auto policy = scheduler::MakePolicy({.name = policy_name});
+  if (!policy.ok()) {
+    spdlog::error("--policy: {}", policy.status().message());
+    return kExitBadOption;
+  }
+  RealClock clock;
+  auto link = transport::ZmqLink::Create({.endpoint = cloud_endpoint}, clock);
+  if (!link.ok()) {
+    spdlog::error("--cloud: {}", link.status().message());
+    return kExitBadOption;
+  }
+  auto source = edge::OpenSource(source_options);
+  if (!source.ok()) {
+    spdlog::error("--source: {}", source.status().message());
+    return kExitBadSource;
+  }
+  std::int64_t expected = (*source)->Remaining();
+  if (stream_options.max_frames >= 0 && (expected < 0 || expected > stream_options.max_frames))
+    expected = stream_options.max_frames;
+  auto log = edge::AnswerLog::Create(
+      {.jsonl_path = out_path,
+       .summary_path = summary_path,
+       .progress = progress == "on" || (progress == "auto" && ::isatty(STDERR_FILENO)),
+       .expected_frames = expected},
+      manifest->classes);
+  if (!log.ok()) {
+    spdlog::error("{}", log.status().message());
+    return kExitBadOption;
+  }
+  edge::EdgeRuntime runtime(edge_options, **model, **policy, **link, clock,
+                            [&](const Answer& a) { (*log)->Record(a); });
+  if (Status valid = runtime.Validate(); !valid.ok()) {
+    spdlog::error("{}", valid.message());
+    return kExitBadOption;
+  }
+  spdlog::info("model {} ({}), policy {}, rate {}, cloud {}", manifest->name, model_dir,
+               policy_name,
+               edge_options.rate.empty() ? manifest->rates[manifest->default_rate_index].name
+                                         : edge_options.rate,
+               cloud_endpoint);
+  auto run = edge::RunStream(**source, runtime, clock, stream_options, &g_stop);
+  if (!run.ok()) {
+    spdlog::error("run failed: {}", run.status().message());
+    return kExitRunFailed;
+  }
+  const auto& c = runtime.counters();
+  nlohmann::json extra{{"policy", policy_name},
+                       {"model", manifest->name},
+                       {"source", source_options.spec},
+                       {"deadline_ms", edge_options.deadline_ms},
+                       {"fps", stream_options.fps},
+                       {"frames_skipped", run->frames_skipped},
+                       {"counters",
+                        {{"offloads_sent", c.offloads_sent},
+                         {"replies_in_time", c.replies_in_time},
+                         {"replies_late", c.replies_late},
+                         {"replies_malformed", c.replies_malformed},
+                         {"replies_error", c.replies_error},
+                         {"replies_busy", c.replies_busy},
+                         {"reconnects", c.reconnects}}}};
+  const double seconds = (run->finished_us - run->started_us) / 1e6;
+  auto summary = (*log)->Summary(run->frames_in, seconds, extra);
+  if (Status finished = (*log)->Finish(summary); !finished.ok()) {
+    spdlog::error("{}", finished.message());
+    return kExitRunFailed;
+  }
+  std::cout << edge::AnswerLog::SummaryTable(summary) << std::flush;
+  if ((*log)->answered() != run->frames_in || (*log)->duplicates() != 0) {
+    spdlog::error("answer accounting broken: {} frames in, {} answers, {} duplicates",
+                  run->frames_in, (*log)->answered(), (*log)->duplicates());
+    return kExitRunFailed;
+  }
+  return 0;
+}

@@ -1,0 +1,138 @@
+#include "splitnet/feature_codec.h"
+
+#include <zstd.h>
+
+#include <algorithm>
+#include <cmath>
+#include <string>
+
+namespace deepcut::splitnet {
+
+struct FeatureCodec::ZstdContexts {
+  ZSTD_CCtx* cctx = ZSTD_createCCtx();
+  ZSTD_DCtx* dctx = ZSTD_createDCtx();
+  ~ZstdContexts() {
+    ZSTD_freeCCtx(cctx);
+    ZSTD_freeDCtx(dctx);
+  }
+};
+
+FeatureCodec::FeatureCodec(FeatureCodecOptions options)
+    : options_(options), zstd_(std::make_unique<ZstdContexts>()) {
+  // Every byte counts on the wire: no checksum, no dictionary id; keep the
+  // content size so the decoder can check it before allocating.
+  ZSTD_CCtx_setParameter(zstd_->cctx, ZSTD_c_compressionLevel, options_.zstd_level);
+  ZSTD_CCtx_setParameter(zstd_->cctx, ZSTD_c_checksumFlag, 0);
+  ZSTD_CCtx_setParameter(zstd_->cctx, ZSTD_c_dictIDFlag, 0);
+  ZSTD_CCtx_setParameter(zstd_->cctx, ZSTD_c_contentSizeFlag, 1);
+}
+
+FeatureCodec::~FeatureCodec() = default;
+
+std::uint32_t FeatureCodec::QuantizeValue(float x, float min, float max, int bits) {
+  const std::uint32_t levels = (1u << bits) - 1u;
+  float t = (x - min) / (max - min);
+  if (!(t > 0.0f)) return 0;  // also catches NaN
+  if (t >= 1.0f) return levels;
+  return static_cast<std::uint32_t>(std::lround(t * static_cast<float>(levels)));
+}
+
+float FeatureCodec::DequantizeValue(std::uint32_t q, float min, float max, int bits) {
+  const std::uint32_t levels = (1u << bits) - 1u;
+  return min + static_cast<float>(q) * (max - min) / static_cast<float>(levels);
+}
+
+size_t FeatureCodec::PackedBytes(const BottleneckSpec& bottleneck, const Rate& rate) {
+  size_t count = static_cast<size_t>(rate.channels) * bottleneck.ChannelElements();
+  return (count * static_cast<size_t>(rate.bits) + 7) / 8;
+}
+
+std::vector<std::uint8_t> PackBits(std::span<const std::uint32_t> codes, int bits) {
+  std::vector<std::uint8_t> out((codes.size() * bits + 7) / 8, 0);
+  size_t bit = 0;
+  for (std::uint32_t code : codes) {
+    for (int b = bits - 1; b >= 0; --b, ++bit)
+      if ((code >> b) & 1u) out[bit >> 3] |= static_cast<std::uint8_t>(0x80u >> (bit & 7));
+  }
+  return out;
+}
+
+bool UnpackBits(std::span<const std::uint8_t> packed, int bits, size_t count,
+                std::vector<std::uint32_t>& codes) {
+  if (packed.size() != (count * bits + 7) / 8) return false;
+  codes.assign(count, 0);
+  size_t bit = 0;
+  for (size_t i = 0; i < count; ++i) {
+    std::uint32_t code = 0;
+    for (int b = 0; b < bits; ++b, ++bit)
+      code = (code << 1) | ((packed[bit >> 3] >> (7 - (bit & 7))) & 1u);
+    codes[i] = code;
+  }
+  return true;
+}
+
+Result<EncodedFeatures> FeatureCodec::Encode(std::span<const float> features,
+                                             const BottleneckSpec& bottleneck, const Rate& rate) {
+  if (features.size() != static_cast<size_t>(bottleneck.Elements()))
+    return InvalidArgument("features hold " + std::to_string(features.size()) +
+                           " values, the bottleneck has " + std::to_string(bottleneck.Elements()));
+  if (rate.bits < 1 || rate.bits > 8 || rate.channels < 1 || rate.channels > bottleneck.channels)
+    return InvalidArgument("rate " + rate.name + " does not fit the bottleneck");
+  const size_t count = static_cast<size_t>(rate.channels) * bottleneck.ChannelElements();
+  std::vector<std::uint32_t> codes(count);
+  for (size_t i = 0; i < count; ++i)
+    codes[i] = QuantizeValue(features[i], bottleneck.min, bottleneck.max, rate.bits);
+  std::vector<std::uint8_t> packed = PackBits(codes, rate.bits);
+
+  EncodedFeatures out;
+  out.payload.resize(ZSTD_compressBound(packed.size()));
+  size_t n = ZSTD_compress2(zstd_->cctx, out.payload.data(), out.payload.size(), packed.data(),
+                            packed.size());
+  if (ZSTD_isError(n)) return Internal(std::string("zstd compress: ") + ZSTD_getErrorName(n));
+  if (n < packed.size()) {
+    out.coding = Coding::kZstd;
+    out.payload.resize(n);
+  } else {
+    out.coding = Coding::kRaw;
+    out.payload = std::move(packed);
+  }
+  return out;
+}
+
+Result<std::vector<float>> FeatureCodec::Decode(Coding coding,
+                                                std::span<const std::uint8_t> payload,
+                                                const BottleneckSpec& bottleneck,
+                                                const Rate& rate) {
+  if (rate.bits < 1 || rate.bits > 8 || rate.channels < 1 || rate.channels > bottleneck.channels)
+    return InvalidArgument("rate " + rate.name + " does not fit the bottleneck");
+  const size_t count = static_cast<size_t>(rate.channels) * bottleneck.ChannelElements();
+  const size_t packed_size = PackedBytes(bottleneck, rate);
+  std::vector<std::uint8_t> packed;
+  std::span<const std::uint8_t> bits_span = payload;
+  if (coding == Coding::kZstd) {
+    unsigned long long size = ZSTD_getFrameContentSize(payload.data(), payload.size());
+    if (size == ZSTD_CONTENTSIZE_ERROR || size == ZSTD_CONTENTSIZE_UNKNOWN)
+      return DataLoss("payload is not a zstd frame with a known content size");
+    if (size != packed_size)
+      return DataLoss("payload decompresses to " + std::to_string(size) + " bytes, rate " +
+                      rate.name + " needs " + std::to_string(packed_size));
+    packed.resize(packed_size);
+    size_t n = ZSTD_decompressDCtx(zstd_->dctx, packed.data(), packed.size(), payload.data(),
+                                   payload.size());
+    if (ZSTD_isError(n)) return DataLoss(std::string("zstd: ") + ZSTD_getErrorName(n));
+    if (n != packed_size) return DataLoss("zstd payload is shorter than its header says");
+    bits_span = packed;
+  } else if (coding != Coding::kRaw) {
+    return InvalidArgument("unknown coding " + std::to_string(static_cast<int>(coding)));
+  }
+  std::vector<std::uint32_t> codes;
+  if (!UnpackBits(bits_span, rate.bits, count, codes))
+    return DataLoss("raw payload has " + std::to_string(bits_span.size()) + " bytes, rate " +
+                    rate.name + " needs " + std::to_string(packed_size));
+  std::vector<float> out(bottleneck.Elements(), bottleneck.fill);
+  for (size_t i = 0; i < count; ++i)
+    out[i] = DequantizeValue(codes[i], bottleneck.min, bottleneck.max, rate.bits);
+  return out;
+}
+
+}  // namespace deepcut::splitnet

@@ -1,0 +1,70 @@
+// The feature codec: bottleneck tensor <-> the few hundred bytes sent on the wire.
+//
+// Encode keeps the first `rate.channels` channels, quantises each value uniformly
+// to `rate.bits` bits over the bottleneck's [min, max], packs the codes
+// MSB-first into a bit stream and zstd-compresses it; when zstd would not make
+// it smaller, the packed bits are sent raw (`Coding::kRaw`). Decode is the exact
+// inverse of Quantize: it returns the dequantised values, and the channels not
+// sent hold `bottleneck.fill`.
+//
+// Decode checks sizes before it allocates: a payload whose decompressed size is
+// not exactly the packed size of the rate is refused, so a hostile message
+// cannot make it allocate more than the manifest's bottleneck.
+//
+// Thread-safety: one FeatureCodec per thread (it owns zstd contexts).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <vector>
+
+#include "core/status.h"
+#include "splitnet/manifest.h"
+
+namespace deepcut::splitnet {
+
+enum class Coding : std::uint8_t { kRaw = 0, kZstd = 1 };
+
+struct EncodedFeatures {
+  Coding coding = Coding::kZstd;
+  std::vector<std::uint8_t> payload;
+};
+
+struct FeatureCodecOptions {
+  int zstd_level = 19;  // features are tiny, so the slowest level still costs microseconds
+};
+
+class FeatureCodec {
+ public:
+  explicit FeatureCodec(FeatureCodecOptions options = {});
+  ~FeatureCodec();
+  FeatureCodec(const FeatureCodec&) = delete;
+  FeatureCodec& operator=(const FeatureCodec&) = delete;
+
+  // `features` holds bottleneck.Elements() floats in CHW order.
+  Result<EncodedFeatures> Encode(std::span<const float> features, const BottleneckSpec& bottleneck,
+                                 const Rate& rate);
+  // Returns bottleneck.Elements() floats.
+  Result<std::vector<float>> Decode(Coding coding, std::span<const std::uint8_t> payload,
+                                    const BottleneckSpec& bottleneck, const Rate& rate);
+
+  // The integer code of one value at `bits` (exposed for tests and the scene detector).
+  static std::uint32_t QuantizeValue(float x, float min, float max, int bits);
+  static float DequantizeValue(std::uint32_t q, float min, float max, int bits);
+  // Bytes of the packed bit stream for a rate.
+  static size_t PackedBytes(const BottleneckSpec& bottleneck, const Rate& rate);
+
+ private:
+  FeatureCodecOptions options_;
+  struct ZstdContexts;
+  std::unique_ptr<ZstdContexts> zstd_;
+};
+
+// Bit packing, MSB-first; exposed for tests.
+std::vector<std::uint8_t> PackBits(std::span<const std::uint32_t> codes, int bits);
+// Returns false if `packed` is not exactly the size `count` codes need.
+bool UnpackBits(std::span<const std::uint8_t> packed, int bits, size_t count,
+                std::vector<std::uint32_t>& codes);
+
+}  // namespace deepcut::splitnet

@@ -1,0 +1,224 @@
+#include "splitnet/manifest.h"
+
+#include <cmath>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <sstream>
+
+namespace deepcut::splitnet {
+namespace {
+
+using nlohmann::json;
+
+// Each getter names the JSON path it read, so errors point at the field.
+Result<const json*> Member(const json& obj, const std::string& path, const char* key) {
+  if (!obj.is_object()) return InvalidArgument(path + " must be an object");
+  auto it = obj.find(key);
+  if (it == obj.end()) return InvalidArgument("missing field " + path + "." + key);
+  return &*it;
+}
+
+Result<int> GetInt(const json& obj, const std::string& path, const char* key, int lo, int hi) {
+  ASSIGN_OR_RETURN(const json* v, Member(obj, path, key));
+  if (!v->is_number_integer())
+    return InvalidArgument("field " + path + "." + key + " must be an integer");
+  auto x = v->get<long long>();
+  if (x < lo || x > hi)
+    return InvalidArgument("field " + path + "." + key + " = " + std::to_string(x) +
+                           " is out of range [" + std::to_string(lo) + ", " + std::to_string(hi) +
+                           "]");
+  return static_cast<int>(x);
+}
+
+Result<float> GetFloat(const json& obj, const std::string& path, const char* key) {
+  ASSIGN_OR_RETURN(const json* v, Member(obj, path, key));
+  if (!v->is_number()) return InvalidArgument("field " + path + "." + key + " must be a number");
+  double x = v->get<double>();
+  if (!std::isfinite(x)) return InvalidArgument("field " + path + "." + key + " is not finite");
+  return static_cast<float>(x);
+}
+
+Result<std::string> GetString(const json& obj, const std::string& path, const char* key) {
+  ASSIGN_OR_RETURN(const json* v, Member(obj, path, key));
+  if (!v->is_string() || v->get<std::string>().empty())
+    return InvalidArgument("field " + path + "." + key + " must be a non-empty string");
+  return v->get<std::string>();
+}
+
+Result<std::vector<float>> GetFloats(const json& obj, const std::string& path, const char* key,
+                                     size_t n) {
+  ASSIGN_OR_RETURN(const json* v, Member(obj, path, key));
+  if (!v->is_array() || v->size() != n)
+    return InvalidArgument("field " + path + "." + key + " must be an array of " +
+                           std::to_string(n) + " numbers");
+  std::vector<float> out;
+  for (const auto& x : *v) {
+    if (!x.is_number()) return InvalidArgument("field " + path + "." + key + " holds a non-number");
+    out.push_back(x.get<float>());
+  }
+  return out;
+}
+
+Result<std::filesystem::path> GetFile(const json& files, const std::filesystem::path& dir,
+                                      const char* key) {
+  ASSIGN_OR_RETURN(std::string name, GetString(files, "files", key));
+  if (name.find("..") != std::string::npos || name.front() == '/')
+    return InvalidArgument("files." + std::string(key) +
+                           " must be a plain file name inside the package");
+  auto path = dir / name;
+  if (!std::filesystem::is_regular_file(path))
+    return NotFound("files." + std::string(key) + ": " + path.string() + " does not exist");
+  return path;
+}
+
+Status ParseCalibration(const json& root, Manifest& m) {
+  ASSIGN_OR_RETURN(const json* cal, Member(root, "", "exit_calibration"));
+  ASSIGN_OR_RETURN(const json* bins, Member(*cal, "exit_calibration", "bins"));
+  if (!bins->is_array() || bins->empty())
+    return InvalidArgument("exit_calibration.bins must be a non-empty array");
+  for (size_t i = 0; i < bins->size(); ++i) {
+    std::string path = "exit_calibration.bins[" + std::to_string(i) + "]";
+    const json& b = (*bins)[i];
+    CalibrationBin bin;
+    ASSIGN_OR_RETURN(bin.confidence_min, GetFloat(b, path, "confidence_min"));
+    ASSIGN_OR_RETURN(bin.confidence_max, GetFloat(b, path, "confidence_max"));
+    ASSIGN_OR_RETURN(bin.error_rate, GetFloat(b, path, "error_rate"));
+    ASSIGN_OR_RETURN(bin.count, GetInt(b, path, "count", 0, 1 << 30));
+    if (bin.confidence_min > bin.confidence_max)
+      return InvalidArgument(path + ": confidence_min > confidence_max");
+    if (bin.error_rate < 0.0f || bin.error_rate > 1.0f)
+      return InvalidArgument(path + ".error_rate must be in [0, 1]");
+    if (!m.calibration.empty() &&
+        std::abs(m.calibration.back().confidence_max - bin.confidence_min) > 1e-6f)
+      return InvalidArgument(path + " does not start where the previous bin ends");
+    m.calibration.push_back(bin);
+  }
+  if (m.calibration.front().confidence_min > 1e-6f ||
+      m.calibration.back().confidence_max < 1.0f - 1e-6f)
+    return InvalidArgument("exit_calibration.bins must cover confidences [0, 1]");
+  return Status::Ok();
+}
+
+Status ParseRates(const json& root, Manifest& m) {
+  ASSIGN_OR_RETURN(const json* rates, Member(root, "", "rates"));
+  if (!rates->is_array() || rates->empty())
+    return InvalidArgument("rates must be a non-empty array");
+  std::set<std::string> names;
+  for (size_t i = 0; i < rates->size(); ++i) {
+    std::string path = "rates[" + std::to_string(i) + "]";
+    Rate r;
+    ASSIGN_OR_RETURN(r.name, GetString((*rates)[i], path, "name"));
+    ASSIGN_OR_RETURN(r.bits, GetInt((*rates)[i], path, "bits", 1, 8));
+    ASSIGN_OR_RETURN(r.channels, GetInt((*rates)[i], path, "channels", 1, m.bottleneck.channels));
+    if (!names.insert(r.name).second)
+      return InvalidArgument(path + ": duplicate rate name " + r.name);
+    m.rates.push_back(r);
+  }
+  m.default_rate_index = 0;
+  if (root.contains("default_rate")) {
+    ASSIGN_OR_RETURN(std::string name, GetString(root, "", "default_rate"));
+    m.default_rate_index = m.RateIndex(name);
+    if (m.default_rate_index < 0)
+      return InvalidArgument("default_rate " + name + " is not one of the rates");
+  }
+  return Status::Ok();
+}
+
+Status ParseInput(const json& root, Manifest& m) {
+  ASSIGN_OR_RETURN(const json* in, Member(root, "", "input"));
+  InputSpec& s = m.input;
+  ASSIGN_OR_RETURN(s.channels, GetInt(*in, "input", "channels", 1, 3));
+  ASSIGN_OR_RETURN(s.height, GetInt(*in, "input", "height", 1, 4096));
+  ASSIGN_OR_RETURN(s.width, GetInt(*in, "input", "width", 1, 4096));
+  ASSIGN_OR_RETURN(s.scale, GetFloat(*in, "input", "scale"));
+  ASSIGN_OR_RETURN(s.mean, GetFloats(*in, "input", "mean", s.channels));
+  ASSIGN_OR_RETURN(s.std, GetFloats(*in, "input", "std", s.channels));
+  for (float x : s.std)
+    if (!(x > 0.0f)) return InvalidArgument("input.std values must be > 0");
+  if (in->contains("layout")) {
+    ASSIGN_OR_RETURN(std::string layout, GetString(*in, "input", "layout"));
+    if (layout != "NCHW") return InvalidArgument("input.layout must be NCHW, got " + layout);
+  }
+  return Status::Ok();
+}
+
+Status ParseBottleneck(const json& root, Manifest& m) {
+  ASSIGN_OR_RETURN(const json* b, Member(root, "", "bottleneck"));
+  BottleneckSpec& s = m.bottleneck;
+  ASSIGN_OR_RETURN(s.channels, GetInt(*b, "bottleneck", "channels", 1, 4096));
+  ASSIGN_OR_RETURN(s.height, GetInt(*b, "bottleneck", "height", 1, 1024));
+  ASSIGN_OR_RETURN(s.width, GetInt(*b, "bottleneck", "width", 1, 1024));
+  ASSIGN_OR_RETURN(s.min, GetFloat(*b, "bottleneck", "min"));
+  ASSIGN_OR_RETURN(s.max, GetFloat(*b, "bottleneck", "max"));
+  if (!(s.max > s.min))
+    return InvalidArgument("bottleneck.max must be greater than bottleneck.min");
+  if (s.Elements() > (1 << 22)) return InvalidArgument("bottleneck has too many elements");
+  if (b->contains("fill")) {
+    ASSIGN_OR_RETURN(s.fill, GetFloat(*b, "bottleneck", "fill"));
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+int Manifest::RateIndex(const std::string& rate_name) const {
+  for (size_t i = 0; i < rates.size(); ++i)
+    if (rates[i].name == rate_name) return static_cast<int>(i);
+  return -1;
+}
+
+float Manifest::ExitErrorRate(float confidence) const {
+  for (const auto& bin : calibration)
+    if (confidence <= bin.confidence_max) return bin.error_rate;
+  return calibration.empty() ? 1.0f - confidence : calibration.back().error_rate;
+}
+
+Result<Manifest> ParseManifest(const std::string& json_text, const std::filesystem::path& dir) {
+  json root;
+  try {
+    root = json::parse(json_text);
+  } catch (const std::exception& e) {
+    return InvalidArgument(std::string("manifest.json is not valid JSON: ") + e.what());
+  }
+  if (!root.is_object()) return InvalidArgument("manifest.json must hold a JSON object");
+  Manifest m;
+  m.dir = dir;
+  ASSIGN_OR_RETURN(std::string format, GetString(root, "", "format"));
+  if (format != "deepcut-model/1")
+    return InvalidArgument("format is '" + format + "', this runtime reads 'deepcut-model/1'");
+  ASSIGN_OR_RETURN(m.name, GetString(root, "", "name"));
+  RETURN_IF_ERROR(ParseInput(root, m));
+  RETURN_IF_ERROR(ParseBottleneck(root, m));
+  RETURN_IF_ERROR(ParseRates(root, m));
+  ASSIGN_OR_RETURN(const json* classes, Member(root, "", "classes"));
+  if (!classes->is_array() || classes->size() < 2)
+    return InvalidArgument("classes must be an array of at least 2 names");
+  for (const auto& c : *classes) {
+    if (!c.is_string()) return InvalidArgument("classes must hold strings");
+    m.classes.push_back(c.get<std::string>());
+  }
+  RETURN_IF_ERROR(ParseCalibration(root, m));
+  ASSIGN_OR_RETURN(const json* files, Member(root, "", "files"));
+  ASSIGN_OR_RETURN(m.head_file, GetFile(*files, dir, "head"));
+  ASSIGN_OR_RETURN(m.exit_file, GetFile(*files, dir, "exit"));
+  ASSIGN_OR_RETURN(m.tail_file, GetFile(*files, dir, "tail"));
+  if (root.contains("provenance") && root["provenance"].is_object() &&
+      root["provenance"].contains("command") && root["provenance"]["command"].is_string())
+    m.provenance_command = root["provenance"]["command"].get<std::string>();
+  return m;
+}
+
+Result<Manifest> LoadManifest(const std::filesystem::path& dir) {
+  auto path = dir / "manifest.json";
+  std::ifstream in(path);
+  if (!in) return NotFound("cannot open " + path.string());
+  std::stringstream ss;
+  ss << in.rdbuf();
+  auto result = ParseManifest(ss.str(), dir);
+  if (!result.ok())
+    return Status(result.status().code(), path.string() + ": " + result.status().message());
+  return result;
+}
+
+}  // namespace deepcut::splitnet

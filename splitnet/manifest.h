@@ -1,0 +1,74 @@
+// A model package's manifest (docs/model-package.md): what the head takes, what
+// the bottleneck looks like, which codec rates exist, the classes, the exit's
+// calibration and where the package came from.
+//
+// LoadManifest refuses an inconsistent package with a message naming the field
+// or file at fault; it does not open the ONNX graphs (SplitModel checks their
+// shapes against the manifest when it loads them).
+#pragma once
+
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "core/status.h"
+
+namespace deepcut::splitnet {
+
+struct InputSpec {
+  int channels = 1;
+  int height = 28;
+  int width = 28;
+  float scale = 1.0f / 255.0f;  // pixel (0..255) -> scale * pixel
+  std::vector<float> mean;      // per channel, subtracted after scaling
+  std::vector<float> std;       // per channel, divides after the mean
+};
+
+struct BottleneckSpec {
+  int channels = 0;
+  int height = 0;
+  int width = 0;
+  float min = 0.0f;  // closed value range of the head's output
+  float max = 1.0f;
+  float fill = 0.0f;  // value of the channels a rate does not send
+  int Elements() const { return channels * height * width; }
+  int ChannelElements() const { return height * width; }
+};
+
+struct Rate {
+  std::string name;
+  int bits = 8;      // 1..8 bits per value
+  int channels = 0;  // the first `channels` channels are sent
+};
+
+struct CalibrationBin {
+  float confidence_min = 0.0f;
+  float confidence_max = 1.0f;
+  float error_rate = 0.0f;
+  int count = 0;
+};
+
+struct Manifest {
+  std::filesystem::path dir;
+  std::string name;
+  std::filesystem::path head_file, exit_file, tail_file;  // absolute
+  InputSpec input;
+  BottleneckSpec bottleneck;
+  std::vector<Rate> rates;
+  int default_rate_index = 0;
+  std::vector<std::string> classes;
+  std::vector<CalibrationBin> calibration;
+  std::string provenance_command;
+
+  // Index of the rate with this name, or -1.
+  int RateIndex(const std::string& name) const;
+  // The exit's measured error rate at this confidence (calibration lookup).
+  float ExitErrorRate(float confidence) const;
+};
+
+// Reads and validates `dir`/manifest.json and checks that the listed files exist.
+Result<Manifest> LoadManifest(const std::filesystem::path& dir);
+// Same, from JSON text; `dir` resolves the file names.
+Result<Manifest> ParseManifest(const std::string& json_text, const std::filesystem::path& dir);
+
+}  // namespace deepcut::splitnet

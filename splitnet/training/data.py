@@ -1,0 +1,95 @@
+"""Fashion-MNIST loading (IDX files read with gzip + numpy) and cheap tensor augmentation."""
+import gzip
+import os
+
+import numpy as np
+import torch
+
+DEFAULT_DATA_DIR = "/usr/share/datasets/fashion-mnist"
+CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+           "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
+# Normalisation written to manifest.json: x = (p * SCALE - MEAN) / STD, p in 0..255.
+SCALE = 1.0 / 255.0
+MEAN = 0.2860
+STD = 0.3530
+
+
+def read_idx(path):
+    """Read an IDX file (optionally gzip-compressed) into a numpy array."""
+    opener = gzip.open if path.endswith(".gz") else open
+    with opener(path, "rb") as f:
+        data = f.read()
+    if data[0] != 0 or data[1] != 0:
+        raise ValueError(f"{path}: bad IDX magic")
+    dtype_code, ndim = data[2], data[3]
+    if dtype_code != 0x08:
+        raise ValueError(f"{path}: only unsigned-byte IDX supported (got 0x{dtype_code:02x})")
+    dims = [int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim)]
+    offset = 4 + 4 * ndim
+    arr = np.frombuffer(data, dtype=np.uint8, count=int(np.prod(dims)), offset=offset)
+    return arr.reshape(dims)
+
+
+def load_split(data_dir, split):
+    """split is 'train' or 't10k'. Returns (images uint8 [N,28,28], labels int64 [N])."""
+    x = read_idx(os.path.join(data_dir, f"{split}-images-idx3-ubyte.gz"))
+    y = read_idx(os.path.join(data_dir, f"{split}-labels-idx1-ubyte.gz")).astype(np.int64)
+    if len(x) != len(y):
+        raise ValueError(f"{split}: {len(x)} images but {len(y)} labels")
+    return x, y
+
+
+def normalise(images_u8):
+    """uint8 [N,H,W] -> float32 tensor [N,1,H,W], normalised like the runtime does."""
+    x = torch.from_numpy(images_u8.astype(np.float32)).unsqueeze(1)
+    return (x * SCALE - MEAN) / STD
+
+
+def load_fmnist(data_dir=DEFAULT_DATA_DIR, val_size=5000, seed=0, limit_train=None):
+    """Returns dict of (x, y) tensors: 'train', 'val' (held out from train), 'test'.
+
+    The validation split is a fixed random subset of the 60k training images chosen with
+    `seed`; it is used for model selection and exit calibration, never for training.
+    """
+    xtr, ytr = load_split(data_dir, "train")
+    xte, yte = load_split(data_dir, "t10k")
+    perm = np.random.RandomState(seed).permutation(len(xtr))
+    val_idx, tr_idx = perm[:val_size], perm[val_size:]
+    if limit_train is not None:
+        tr_idx = tr_idx[:limit_train]
+    return {
+        "train": (normalise(xtr[tr_idx]), torch.from_numpy(ytr[tr_idx])),
+        "val": (normalise(xtr[val_idx]), torch.from_numpy(ytr[val_idx])),
+        "test": (normalise(xte), torch.from_numpy(yte)),
+    }
+
+
+def augment(x, pad=2, flip=True, generator=None):
+    """Random shift (zero-pad in normalised 'black' value, random crop back) and h-flip.
+
+    x: float tensor [N,1,H,W] (normalised). Padding uses the value of a black pixel.
+    """
+    n, c, h, w = x.shape
+    black = (0.0 - MEAN) / STD
+    if pad > 0:
+        xp = torch.full((n, c, h + 2 * pad, w + 2 * pad), black, dtype=x.dtype)
+        xp[:, :, pad:pad + h, pad:pad + w] = x
+        dy = torch.randint(0, 2 * pad + 1, (n,), generator=generator)
+        dx = torch.randint(0, 2 * pad + 1, (n,), generator=generator)
+        # Gather crops with index arithmetic (no python loop over samples).
+        rows = (dy.view(n, 1) + torch.arange(h).view(1, h))            # [N,H]
+        cols = (dx.view(n, 1) + torch.arange(w).view(1, w))            # [N,W]
+        idx_n = torch.arange(n).view(n, 1, 1)
+        x = xp[idx_n, 0, rows.view(n, h, 1), cols.view(n, 1, w)].unsqueeze(1)
+    if flip:
+        m = torch.rand(n, generator=generator) < 0.5
+        x = torch.where(m.view(n, 1, 1, 1), x.flip(3), x)
+    return x.contiguous()
+
+
+def batches(x, y, batch_size, shuffle=False, generator=None):
+    n = len(x)
+    order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
+    for i in range(0, n, batch_size):
+        idx = order[i:i + batch_size]
+        yield x[idx], y[idx]

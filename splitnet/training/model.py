@@ -1,0 +1,165 @@
+"""Split network for DeepCut: head (edge) -> bottleneck -> tail (cloud), plus early exit.
+
+Only ops that OpenCV dnn 4.6 imports are used: Conv, BatchNormalization (folded on export),
+Relu, Sigmoid, MaxPool, GlobalAveragePool, Flatten, Gemm, Add.
+"""
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+
+
+@dataclass(frozen=True)
+class Rate:
+    name: str
+    bits: int
+    channels: int
+
+
+# Best first (as manifest.json lists them).
+ALL_RATES = [
+    Rate("8b", 8, 8),
+    Rate("4b", 4, 8),
+    Rate("3b", 3, 8),
+    Rate("2b", 2, 8),
+    Rate("2b-4c", 2, 4),
+    Rate("1b-4c", 1, 4),
+]
+RATES_BY_NAME = {r.name: r for r in ALL_RATES}
+
+
+def quantise(x, bits, lo=0.0, hi=1.0):
+    """Exactly the codec of docs/model-package.md: quantise then dequantise."""
+    levels = (1 << bits) - 1
+    q = torch.clamp(torch.round((x - lo) / (hi - lo) * levels), 0, levels)
+    return lo + q * (hi - lo) / levels
+
+
+def apply_rate(z, bits, channels, fill=0.0):
+    """Quantise/dequantise z [N,C,h,w] at `bits` and replace channels >= `channels` by fill."""
+    zq = quantise(z, bits)
+    if channels < z.shape[1]:
+        zq = zq.clone()
+        zq[:, channels:] = fill
+    return zq
+
+
+def conv_bn_relu(cin, cout, k=3):
+    return nn.Sequential(nn.Conv2d(cin, cout, k, padding=k // 2, bias=False),
+                         nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
+
+
+class ResBlock(nn.Module):
+    def __init__(self, ch):
+        super().__init__()
+        self.c1 = conv_bn_relu(ch, ch)
+        self.c2 = nn.Sequential(nn.Conv2d(ch, ch, 3, padding=1, bias=False), nn.BatchNorm2d(ch))
+        self.act = nn.ReLU(inplace=True)
+
+    def forward(self, x):
+        return self.act(x + self.c2(self.c1(x)))
+
+
+class Head(nn.Module):
+    """[N,in_ch,28,28] -> [N,bottleneck,7,7] in [0,1] (sigmoid).
+
+    Pooling is done before BatchNorm+ReLU in the two down-sampling stages, which keeps the
+    element-wise work on 28x28 maps small (CPU training time is dominated by it).
+    bottleneck=None gives a plain feature extractor (e.g. for a no-bottleneck baseline):
+    the output is then the last ReLU feature map [N,w2,7,7].
+    """
+
+    def __init__(self, in_ch=1, w1=32, w2=64, bottleneck=8):
+        super().__init__()
+        layers = [nn.Conv2d(in_ch, w1, 3, padding=1, bias=False), nn.MaxPool2d(2),  # 28 -> 14
+                  nn.BatchNorm2d(w1), nn.ReLU(inplace=True),
+                  conv_bn_relu(w1, w2),
+                  nn.Conv2d(w2, w2, 3, padding=1, bias=False), nn.MaxPool2d(2),     # 14 -> 7
+                  nn.BatchNorm2d(w2), nn.ReLU(inplace=True)]
+        if bottleneck is not None:
+            layers += [nn.Conv2d(w2, bottleneck, 3, padding=1, bias=False),
+                       nn.BatchNorm2d(bottleneck), nn.Sigmoid()]
+        self.net = nn.Sequential(*layers)
+        self.out_channels = bottleneck if bottleneck is not None else w2
+
+    def forward(self, x):
+        return self.net(x)
+
+
+class Tail(nn.Module):
+    """[N,in_ch,7,7] -> [N,num_classes] logits."""
+
+    def __init__(self, in_ch=8, width=128, blocks=1, num_classes=10, dropout=0.2):
+        super().__init__()
+        self.stem = conv_bn_relu(in_ch, width)
+        self.blocks = nn.Sequential(*[ResBlock(width) for _ in range(blocks)])
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.drop = nn.Dropout(dropout)
+        self.fc = nn.Linear(width, num_classes)
+
+    def forward(self, z):
+        x = self.pool(self.blocks(self.stem(z)))
+        return self.fc(self.drop(torch.flatten(x, 1)))
+
+
+class Exit(nn.Module):
+    """Small early-exit classifier on the bottleneck: 1x1 conv + two FC layers.
+
+    `temperature` divides the logits; export folds it into the last Gemm's weights.
+    """
+
+    def __init__(self, in_ch=8, mid=16, hw=7, hidden=64, num_classes=10, dropout=0.2):
+        super().__init__()
+        self.conv = conv_bn_relu(in_ch, mid, k=1)
+        self.fc1 = nn.Linear(mid * hw * hw, hidden)
+        self.act = nn.ReLU(inplace=True)
+        self.drop = nn.Dropout(dropout)
+        self.fc2 = nn.Linear(hidden, num_classes)
+
+    def forward(self, z):
+        x = torch.flatten(self.conv(z), 1)
+        return self.fc2(self.drop(self.act(self.fc1(x))))
+
+
+class SplitNet(nn.Module):
+    def __init__(self, bottleneck=8, head_w1=32, head_w2=64, tail_width=128, tail_blocks=1,
+                 exit_mid=16, exit_hidden=64, num_classes=10):
+        super().__init__()
+        self.bottleneck = bottleneck
+        self.head = Head(1, head_w1, head_w2, bottleneck)
+        self.tail = Tail(bottleneck, tail_width, tail_blocks, num_classes)
+        self.exit = Exit(bottleneck, exit_mid, 7, exit_hidden, num_classes)
+
+    def forward(self, x, rate=None):
+        """Eval-style forward: tail on features coded at `rate` (None = float)."""
+        z = self.head(x)
+        zt = z if rate is None else apply_rate(z, rate.bits, rate.channels)
+        return self.tail(zt), self.exit(z)
+
+
+def ste_mixed_rates(z, rates, p_float, generator=None):
+    """Quantisation-aware training transform with a straight-through estimator.
+
+    Each sample draws a rate from `rates` (or stays float with probability p_float); its
+    features are quantised at that rate's bits (forward: quantised value, backward:
+    identity) and channels >= the rate's channel count are zeroed (nested channel dropout,
+    so the first channels learn to carry the most). Drawing per sample rather than per batch
+    keeps the tail's BatchNorm batch statistics equal to the rate mixture its running
+    statistics estimate, so train and eval normalisation agree for every rate.
+    """
+    n, c = z.shape[:2]
+    bits = torch.zeros(n, dtype=torch.long)
+    chans = torch.full((n,), c, dtype=torch.long)
+    u = torch.rand(n, generator=generator)
+    pick = torch.randint(0, len(rates), (n,), generator=generator)
+    rb = torch.tensor([r.bits for r in rates])
+    rc = torch.tensor([r.channels for r in rates])
+    quant = u >= p_float
+    bits[quant] = rb[pick[quant]]
+    chans[quant] = rc[pick[quant]]
+    levels = ((1 << bits) - 1).to(z.dtype).view(n, 1, 1, 1)
+    zq = torch.round(z * levels.clamp(min=1)) / levels.clamp(min=1)
+    zq = torch.where(quant.view(n, 1, 1, 1), zq, z)
+    zs = z + (zq - z).detach()
+    keep = (torch.arange(c).view(1, c) < chans.view(n, 1)).to(z.dtype).view(n, c, 1, 1)
+    return zs * keep

@@ -1,0 +1,171 @@
+// The real CloudServer on a real loopback socket, driven by a raw DEALER:
+// bad messages get error replies and the server keeps serving.
+#include "cloud/cloud_server.h"
+
+#include <gtest/gtest.h>
+
+#include <thread>
+#include <zmq.hpp>
+
+#include "splitnet/feature_codec.h"
+#include "splitnet/split_model.h"
+#include "transport/protocol.h"
+
+namespace deepcut::cloud {
+namespace {
+
+class CloudServerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto m = splitnet::LoadManifest(DEEPCUT_MODEL_DIR);
+    ASSERT_TRUE(m.ok()) << m.status().ToString();
+    manifest_ = *m;
+  }
+  void Start(CloudOptions options) {
+    options.listen = {"tcp://127.0.0.1:*"};
+    options.stats_interval_s = 0;
+    auto server = CloudServer::Create(options, manifest_);
+    ASSERT_TRUE(server.ok()) << server.status().ToString();
+    server_ = std::move(server).value();
+    thread_ = std::thread([this] { server_->Run(stop_); });
+    dealer_ = std::make_unique<zmq::socket_t>(context_, zmq::socket_type::dealer);
+    dealer_->set(zmq::sockopt::linger, 0);
+    dealer_->connect(server_->endpoints().front());
+  }
+  void TearDown() override {
+    stop_ = true;
+    if (thread_.joinable()) thread_.join();
+    dealer_.reset();
+  }
+  // A valid request for the image of `seed`.
+  transport::Request ValidRequest(std::uint64_t seq, int rate_index = 0) {
+    if (!model_) {
+      auto model =
+          splitnet::SplitModel::Load(manifest_, {.head = true, .exit = false, .tail = false});
+      EXPECT_TRUE(model.ok());
+      model_ = std::move(model).value();
+    }
+    cv::Mat image(28, 28, CV_8UC1, cv::Scalar(static_cast<double>(seq * 17 % 255)));
+    auto z = model_->RunHead(*model_->Preprocess(image));
+    const auto& rate = manifest_.rates[rate_index];
+    auto encoded = codec_.Encode(*z, manifest_.bottleneck, rate);
+    transport::Request r;
+    r.edge_id = "test";
+    r.seq = seq;
+    r.model = manifest_.name;
+    r.rate = rate.name;
+    r.bits = rate.bits;
+    r.channels = rate.channels;
+    r.shape[0] = manifest_.bottleneck.channels;
+    r.shape[1] = manifest_.bottleneck.height;
+    r.shape[2] = manifest_.bottleneck.width;
+    r.min = manifest_.bottleneck.min;
+    r.max = manifest_.bottleneck.max;
+    r.coding = static_cast<int>(encoded->coding);
+    r.payload = encoded->payload;
+    return r;
+  }
+  void SendRaw(const std::vector<std::uint8_t>& bytes) {
+    dealer_->send(zmq::buffer(bytes), zmq::send_flags::none);
+  }
+  transport::Reply Receive() {
+    zmq::pollitem_t item{static_cast<void*>(*dealer_), 0, ZMQ_POLLIN, 0};
+    zmq::poll(&item, 1, std::chrono::seconds(20));  // generous: only a hang fails
+    zmq::message_t msg;
+    EXPECT_TRUE(dealer_->recv(msg, zmq::recv_flags::dontwait)) << "no reply from the cloud";
+    auto reply = transport::DecodeReply(std::span(msg.data<std::uint8_t>(), msg.size()));
+    EXPECT_TRUE(reply.ok()) << reply.status().ToString();
+    return reply.ok() ? *reply : transport::Reply{};
+  }
+
+  splitnet::Manifest manifest_;
+  std::unique_ptr<splitnet::SplitModel> model_;
+  splitnet::FeatureCodec codec_;
+  std::unique_ptr<CloudServer> server_;
+  std::thread thread_;
+  std::atomic<bool> stop_{false};
+  zmq::context_t context_{1};
+  std::unique_ptr<zmq::socket_t> dealer_;
+};
+
+TEST_F(CloudServerTest, AnswersValidRequestsAtEveryRate) {
+  Start({});
+  for (size_t i = 0; i < manifest_.rates.size(); ++i) {
+    SendRaw(transport::EncodeRequest(ValidRequest(100 + i, static_cast<int>(i))));
+    auto reply = Receive();
+    EXPECT_EQ(reply.seq, 100 + i);
+    EXPECT_EQ(reply.status, transport::ReplyStatus::kOk) << reply.message;
+    EXPECT_GE(reply.class_id, 0);
+    EXPECT_LT(reply.class_id, static_cast<int>(manifest_.classes.size()));
+    ASSERT_EQ(reply.top.size(), 3u);
+    EXPECT_EQ(reply.top[0].class_id, reply.class_id);
+    EXPECT_GE(reply.top[0].score, reply.top[1].score);
+  }
+}
+
+TEST_F(CloudServerTest, BadMessagesGetErrorRepliesAndServingContinues) {
+  Start({});
+  auto expect_error = [&](const std::vector<std::uint8_t>& bytes, std::uint64_t seq,
+                          const std::string& mention) {
+    SendRaw(bytes);
+    auto reply = Receive();
+    EXPECT_EQ(reply.status, transport::ReplyStatus::kError);
+    EXPECT_EQ(reply.seq, seq);
+    EXPECT_NE(reply.message.find(mention), std::string::npos) << reply.message;
+  };
+  expect_error({0xc1, 0x01, 0x02}, 0, "msgpack");
+  expect_error({}, 0, "empty");
+  auto wrong_model = ValidRequest(2);
+  wrong_model.model = "other";
+  expect_error(transport::EncodeRequest(wrong_model), 2, "not served");
+  auto wrong_rate = ValidRequest(3);
+  wrong_rate.rate = "99b";
+  expect_error(transport::EncodeRequest(wrong_rate), 3, "rate");
+  auto wrong_bits = ValidRequest(4);
+  wrong_bits.bits = wrong_bits.bits == 1 ? 2 : 1;
+  expect_error(transport::EncodeRequest(wrong_bits), 4, "bits");
+  auto wrong_shape = ValidRequest(5);
+  wrong_shape.shape[1] += 1;
+  expect_error(transport::EncodeRequest(wrong_shape), 5, "shape");
+  auto garbage = ValidRequest(6);
+  garbage.payload = {1, 2, 3, 4};
+  garbage.coding = 1;
+  expect_error(transport::EncodeRequest(garbage), 6, "payload");
+  auto huge = ValidRequest(7);
+  huge.payload.assign(100000, 0);
+  expect_error(transport::EncodeRequest(huge), 7, "too large");
+  // Two frames in one message.
+  dealer_->send(zmq::str_buffer("a"), zmq::send_flags::sndmore);
+  dealer_->send(zmq::str_buffer("b"), zmq::send_flags::none);
+  EXPECT_EQ(Receive().status, transport::ReplyStatus::kError);
+  // Still serving.
+  SendRaw(transport::EncodeRequest(ValidRequest(8)));
+  auto ok = Receive();
+  EXPECT_EQ(ok.status, transport::ReplyStatus::kOk);
+  EXPECT_EQ(ok.seq, 8u);
+  auto stats = server_->stats();
+  EXPECT_EQ(stats.rejected, 9);
+  EXPECT_EQ(stats.answered, 1);
+}
+
+TEST_F(CloudServerTest, ShedsLoadWithBusyWhenTheQueueIsFull) {
+  // One worker, a queue of 2: a burst of 200 requests cannot all be queued.
+  Start({.threads = 1, .max_batch = 1, .max_queue = 2});
+  const int n = 200;
+  for (int i = 0; i < n; ++i) SendRaw(transport::EncodeRequest(ValidRequest(1000 + i)));
+  int ok = 0, busy = 0;
+  std::set<std::uint64_t> seqs;
+  for (int i = 0; i < n; ++i) {
+    auto reply = Receive();
+    seqs.insert(reply.seq);
+    ok += reply.status == transport::ReplyStatus::kOk;
+    busy += reply.status == transport::ReplyStatus::kBusy;
+  }
+  EXPECT_EQ(ok + busy, n);  // every request got exactly one reply
+  EXPECT_EQ(seqs.size(), static_cast<size_t>(n));
+  EXPECT_GT(busy, 0);
+  EXPECT_GT(ok, 0);
+}
+
+}  // namespace
+}  // namespace deepcut::cloud

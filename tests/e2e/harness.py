@@ -1,0 +1,103 @@
+"""Helpers for the end-to-end tests: start real deepcut-cloud / deepcut-edge
+processes on loopback and read what they wrote. Standard library only."""
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+
+def parse_args():
+    p = argparse.ArgumentParser()
+    p.add_argument("--bin-dir", required=True, help="CMake build directory")
+    p.add_argument("--model", required=True, help="model package directory")
+    p.add_argument("--root", required=True, help="source tree root")
+    return p.parse_args()
+
+
+class Env:
+    def __init__(self, args):
+        self.args = args
+        self.cloud_bin = os.path.join(args.bin_dir, "cloud", "deepcut-cloud")
+        self.edge_bin = os.path.join(args.bin_dir, "edge", "deepcut-edge")
+        self.tmp = tempfile.mkdtemp(prefix="deepcut-e2e-")
+        self.procs = []
+
+    def start_cloud(self, listen="tcp://127.0.0.1:*", model=None, extra=()):
+        """Starts a cloud and waits until it listens; returns (process, endpoint)."""
+        ready = os.path.join(self.tmp, "ready-%d" % len(self.procs))
+        log = open(os.path.join(self.tmp, "cloud-%d.log" % len(self.procs)), "w")
+        proc = subprocess.Popen(
+            [self.cloud_bin, "--listen", listen, "--model", model or self.args.model,
+             "--ready-file", ready, "--stats-interval-s", "0", *extra],
+            stdout=log, stderr=subprocess.STDOUT)
+        self.procs.append(proc)
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            if os.path.exists(ready) and os.path.getsize(ready) > 0:
+                with open(ready) as f:
+                    return proc, f.readline().strip()
+            if proc.poll() is not None:
+                raise RuntimeError("cloud exited with %d" % proc.returncode)
+            time.sleep(0.05)
+        raise RuntimeError("cloud did not start")
+
+    def edge_cmd(self, endpoint, *extra, model=None):
+        return [self.edge_bin, "--cloud", endpoint, "--model", model or self.args.model,
+                "--progress", "off", *extra]
+
+    def run_edge(self, endpoint, *extra, model=None, check=True):
+        out = os.path.join(self.tmp, "answers.jsonl")
+        summary = os.path.join(self.tmp, "summary.json")
+        cmd = self.edge_cmd(endpoint, "--out", out, "--summary", summary, *extra, model=model)
+        res = subprocess.run(cmd, capture_output=True, text=True, timeout=1200)
+        print(res.stdout)
+        print(res.stderr[-3000:], file=sys.stderr)
+        if check:
+            expect(res.returncode == 0, "edge exited with %d" % res.returncode)
+            return read_answers(out), read_json(summary)
+        return res
+
+    def stop_all(self):
+        for p in self.procs:
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+                try:
+                    p.wait(10)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+
+
+def read_answers(path):
+    with open(path) as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def read_json(path):
+    with open(path) as f:
+        return json.load(f)
+
+
+def expect(cond, message):
+    if not cond:
+        raise AssertionError(message)
+
+
+def expect_one_answer_each(answers, n):
+    """Every frame 0..n-1 has exactly one answer, and nothing else does."""
+    ids = [a["frame"] for a in answers]
+    expect(len(ids) == n, "expected %d answers, got %d" % (n, len(ids)))
+    expect(sorted(ids) == list(range(n)), "frame ids are not exactly 0..%d once each" % (n - 1))
+
+
+def main(test):
+    args = parse_args()
+    env = Env(args)
+    try:
+        test(env)
+    finally:
+        env.stop_all()
+    print("PASS")

@@ -1,0 +1,240 @@
+// EdgeRuntime in virtual time against a scripted link: the deadline, late,
+// busy, error, malformed, window-full and unavailable paths, deterministically.
+// (The real sockets are exercised by cloud_server tests and the end-to-end tests.)
+#include "edge/edge_runtime.h"
+
+#include <gtest/gtest.h>
+
+#include <deque>
+#include <functional>
+
+#include "transport/protocol.h"
+
+namespace deepcut::edge {
+namespace {
+
+// A link whose replies are produced by a test-supplied function, delivered
+// after a fixed delay, in virtual time.
+class ScriptedLink final : public transport::CloudLink {
+ public:
+  using Responder =
+      std::function<std::optional<std::vector<std::uint8_t>>(const transport::Request&)>;
+  ScriptedLink(VirtualClock& clock, TimeUs delay_us, Responder responder)
+      : clock_(clock), delay_us_(delay_us), responder_(std::move(responder)) {}
+  Status Send(std::span<const std::uint8_t> message) override {
+    if (refuse) return Unavailable("scripted: no cloud");
+    auto r = transport::DecodeRequest(message);
+    EXPECT_TRUE(r.ok()) << r.status().ToString();
+    sent.push_back(*r);
+    sent_bytes += message.size();
+    if (auto reply = responder_(*r)) queue_.push_back({clock_.NowUs() + delay_us_, *reply});
+    return Status::Ok();
+  }
+  std::optional<std::vector<std::uint8_t>> Receive(TimeUs until_us) override {
+    if (!queue_.empty() && queue_.front().first <= until_us) {
+      clock_.SleepUntilUs(queue_.front().first);
+      auto bytes = queue_.front().second;
+      queue_.pop_front();
+      return bytes;
+    }
+    clock_.SleepUntilUs(until_us);
+    return std::nullopt;
+  }
+  void Reconnect() override {
+    ++reconnects;
+    queue_.clear();
+  }
+  std::size_t WireBytes(std::size_t n) const override { return transport::ZmtpFrameBytes(n); }
+
+  bool refuse = false;
+  int reconnects = 0;
+  std::vector<transport::Request> sent;
+  std::size_t sent_bytes = 0;
+
+ private:
+  VirtualClock& clock_;
+  TimeUs delay_us_;
+  Responder responder_;
+  std::deque<std::pair<TimeUs, std::vector<std::uint8_t>>> queue_;
+};
+
+std::vector<std::uint8_t> OkReply(const transport::Request& r, int class_id) {
+  transport::Reply reply;
+  reply.seq = r.seq;
+  reply.class_id = class_id;
+  reply.top = {{class_id, 0.99f}};
+  return transport::EncodeReply(reply);
+}
+
+class EdgeRuntimeTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto m = splitnet::LoadManifest(DEEPCUT_MODEL_DIR);
+    ASSERT_TRUE(m.ok()) << m.status().ToString();
+    manifest_ = *m;
+    auto model = splitnet::SplitModel::Load(manifest_, {.head = true, .exit = true, .tail = false});
+    ASSERT_TRUE(model.ok()) << model.status().ToString();
+    model_ = std::move(model).value();
+  }
+  SourceFrame Frame(std::int64_t index, int label = 3) {
+    SourceFrame f;
+    f.index = index;
+    f.label = label;
+    f.image = cv::Mat(28, 28, CV_8UC1, cv::Scalar(static_cast<double>(index * 37 % 255)));
+    return f;
+  }
+  // Runs `n` frames, one every `period_us` of virtual time, and drains.
+  std::vector<Answer> Run(ScriptedLink& link, const std::string& policy_name, int n,
+                          TimeUs period_us, EdgeOptions options = {}) {
+    auto policy = scheduler::MakePolicy({.name = policy_name});
+    EXPECT_TRUE(policy.ok());
+    std::vector<Answer> answers;
+    EdgeRuntime runtime(options, *model_, **policy, link, clock_,
+                        [&](const Answer& a) { answers.push_back(a); });
+    EXPECT_TRUE(runtime.Validate().ok());
+    for (int i = 0; i < n; ++i) {
+      EXPECT_TRUE(runtime.ProcessFrame(Frame(i), clock_.NowUs()).ok());
+      runtime.PumpUntil(clock_.NowUs() + period_us);
+    }
+    runtime.Drain();
+    EXPECT_EQ(runtime.in_flight(), 0);
+    counters_ = runtime.counters();
+    return answers;
+  }
+  static void ExpectOneAnswerEach(const std::vector<Answer>& answers, int n) {
+    ASSERT_EQ(static_cast<int>(answers.size()), n);
+    std::vector<int> seen(n, 0);
+    for (const auto& a : answers) seen.at(a.frame_id)++;
+    for (int i = 0; i < n; ++i) EXPECT_EQ(seen[i], 1) << "frame " << i;
+  }
+
+  VirtualClock clock_{1'000'000};
+  splitnet::Manifest manifest_;
+  std::unique_ptr<splitnet::SplitModel> model_;
+  EdgeCounters counters_;
+};
+
+TEST_F(EdgeRuntimeTest, CloudAnswersInTime) {
+  ScriptedLink link(clock_, 5'000, [](const transport::Request& r) { return OkReply(r, 7); });
+  auto answers = Run(link, "always", 20, 10'000);
+  ExpectOneAnswerEach(answers, 20);
+  for (const auto& a : answers) {
+    EXPECT_EQ(a.route, Route::kCloud);
+    EXPECT_EQ(a.class_id, 7);
+    EXPECT_TRUE(a.offloaded);
+    EXPECT_EQ(a.LatencyUs(), 5'000);  // virtual time: exactly the link delay
+    EXPECT_GT(a.uplink_bytes, 0);
+  }
+  EXPECT_EQ(link.sent.size(), 20u);
+  std::int64_t total = 0;
+  for (const auto& a : answers) total += a.uplink_bytes;
+  EXPECT_EQ(static_cast<std::size_t>(total),
+            link.sent_bytes + 20 * 2);  // + ZMTP short-frame headers
+  // Sequence numbers are unique and increasing.
+  for (size_t i = 1; i < link.sent.size(); ++i) EXPECT_GT(link.sent[i].seq, link.sent[i - 1].seq);
+}
+
+TEST_F(EdgeRuntimeTest, LateRepliesFallBackToTheExitByTheDeadline) {
+  // Replies take 300 ms; the deadline is 200 ms.
+  ScriptedLink link(clock_, 300'000, [](const transport::Request& r) { return OkReply(r, 7); });
+  auto answers = Run(link, "always", 10, 10'000, EdgeOptions{.reconnect_after_misses = 1000});
+  ExpectOneAnswerEach(answers, 10);
+  for (const auto& a : answers) {
+    EXPECT_EQ(a.route, Route::kLocal);
+    EXPECT_EQ(a.reason, Reason::kDeadlineMissed);
+    EXPECT_LE(a.answer_us, a.deadline_us);
+  }
+  EXPECT_EQ(counters_.replies_late, 10);
+}
+
+TEST_F(EdgeRuntimeTest, NoReplyAtAllReconnectsAndStillAnswersEveryFrame) {
+  ScriptedLink link(clock_, 1'000, [](const transport::Request&) { return std::nullopt; });
+  auto answers = Run(link, "always", 12, 50'000, EdgeOptions{.reconnect_after_misses = 3});
+  ExpectOneAnswerEach(answers, 12);
+  for (const auto& a : answers) EXPECT_EQ(a.reason, Reason::kDeadlineMissed);
+  EXPECT_EQ(link.reconnects, 4);
+}
+
+TEST_F(EdgeRuntimeTest, BusyErrorAndMalformedRepliesFallBack) {
+  int n = 0;
+  ScriptedLink link(clock_, 2'000,
+                    [&](const transport::Request& r) -> std::optional<std::vector<std::uint8_t>> {
+                      switch (n++ % 3) {
+                        case 0: {
+                          transport::Reply busy;
+                          busy.seq = r.seq;
+                          busy.status = transport::ReplyStatus::kBusy;
+                          return transport::EncodeReply(busy);
+                        }
+                        case 1: {
+                          transport::Reply error;
+                          error.seq = r.seq;
+                          error.status = transport::ReplyStatus::kError;
+                          error.message = "scripted";
+                          return transport::EncodeReply(error);
+                        }
+                        default:
+                          return std::vector<std::uint8_t>{0xc1, 0x00};  // not msgpack
+                      }
+                    });
+  auto answers = Run(link, "always", 9, 20'000, EdgeOptions{.reconnect_after_misses = 1000});
+  ExpectOneAnswerEach(answers, 9);
+  std::map<Reason, int> reasons;
+  for (const auto& a : answers) {
+    EXPECT_EQ(a.route, Route::kLocal);
+    reasons[a.reason]++;
+  }
+  EXPECT_EQ(reasons[Reason::kCloudBusy], 3);
+  EXPECT_EQ(reasons[Reason::kCloudError], 3);
+  EXPECT_EQ(reasons[Reason::kDeadlineMissed], 3);  // malformed replies are ignored
+  EXPECT_EQ(counters_.replies_malformed, 3);
+}
+
+TEST_F(EdgeRuntimeTest, UnavailableCloudAnswersLocallyAtOnce) {
+  ScriptedLink link(clock_, 1'000, [](const transport::Request& r) { return OkReply(r, 1); });
+  link.refuse = true;
+  auto answers = Run(link, "always", 5, 10'000);
+  ExpectOneAnswerEach(answers, 5);
+  for (const auto& a : answers) {
+    EXPECT_EQ(a.reason, Reason::kCloudUnavailable);
+    EXPECT_EQ(a.uplink_bytes, 0);
+    EXPECT_EQ(a.LatencyUs(), 0);
+  }
+}
+
+TEST_F(EdgeRuntimeTest, FullWindowAnswersLocally) {
+  // Frames every 1 ms, replies after 50 ms, at most 4 in flight.
+  ScriptedLink link(clock_, 50'000, [](const transport::Request& r) { return OkReply(r, 2); });
+  auto answers = Run(link, "always", 20, 1'000, EdgeOptions{.max_in_flight = 4});
+  ExpectOneAnswerEach(answers, 20);
+  int cloud = 0, window = 0;
+  for (const auto& a : answers) {
+    cloud += a.route == Route::kCloud;
+    window += a.reason == Reason::kWindowFull;
+  }
+  EXPECT_EQ(cloud + window, 20);
+  EXPECT_GT(window, 0);
+  EXPECT_LE(static_cast<int>(link.sent.size()), 4 + 20 / 50 * 4 + 4);
+}
+
+TEST_F(EdgeRuntimeTest, NeverPolicySendsNothing) {
+  ScriptedLink link(clock_, 1'000, [](const transport::Request& r) { return OkReply(r, 1); });
+  auto answers = Run(link, "never", 5, 10'000);
+  ExpectOneAnswerEach(answers, 5);
+  EXPECT_TRUE(link.sent.empty());
+  for (const auto& a : answers) EXPECT_EQ(a.route, Route::kLocal);
+}
+
+TEST_F(EdgeRuntimeTest, RefusesUnknownRate) {
+  ScriptedLink link(clock_, 1'000, [](const transport::Request&) { return std::nullopt; });
+  auto policy = scheduler::MakePolicy({.name = "always"});
+  EdgeRuntime runtime(EdgeOptions{.rate = "nope"}, *model_, **policy, link, clock_,
+                      [](const Answer&) {});
+  auto status = runtime.Validate();
+  ASSERT_FALSE(status.ok());
+  EXPECT_NE(status.message().find("nope"), std::string::npos);
+  EXPECT_FALSE(scheduler::MakePolicy({.name = "bogus"}).ok());
+}
+
+}  // namespace
+}  // namespace deepcut::edge

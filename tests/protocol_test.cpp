@@ -1,0 +1,163 @@
+#include "transport/protocol.h"
+
+#include <gtest/gtest.h>
+
+#include <msgpack.hpp>
+
+namespace deepcut::transport {
+namespace {
+
+Request SampleRequest() {
+  Request r;
+  r.edge_id = "edge-1";
+  r.seq = 42;
+  r.model = "fmnist-split";
+  r.rate = "4b";
+  r.bits = 4;
+  r.channels = 8;
+  r.capture_us = 123456789;
+  r.deadline_us = 123456789 + 200000;
+  r.shape[0] = 8;
+  r.shape[1] = 7;
+  r.shape[2] = 7;
+  r.min = 0.0f;
+  r.max = 1.0f;
+  r.coding = 1;
+  r.payload = {1, 2, 3, 250, 251};
+  return r;
+}
+
+TEST(Protocol, RequestRoundTrip) {
+  auto r = SampleRequest();
+  auto bytes = EncodeRequest(r);
+  auto back = DecodeRequest(bytes);
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  EXPECT_EQ(back->edge_id, r.edge_id);
+  EXPECT_EQ(back->seq, r.seq);
+  EXPECT_EQ(back->model, r.model);
+  EXPECT_EQ(back->rate, r.rate);
+  EXPECT_EQ(back->bits, 4);
+  EXPECT_EQ(back->channels, 8);
+  EXPECT_EQ(back->capture_us, r.capture_us);
+  EXPECT_EQ(back->deadline_us, r.deadline_us);
+  EXPECT_EQ(back->shape[2], 7u);
+  EXPECT_EQ(back->payload, r.payload);
+  // Headers stay small: everything but the payload is a few dozen bytes.
+  EXPECT_LT(bytes.size() - r.payload.size(), 64u);
+}
+
+TEST(Protocol, ReplyRoundTrip) {
+  Reply r;
+  r.seq = 7;
+  r.class_id = 3;
+  r.top = {{3, 0.9f}, {1, 0.05f}};
+  r.capture_us = -5;
+  r.queue_us = 10;
+  r.decode_us = 20;
+  r.tail_us = 300;
+  r.batch_size = 4;
+  auto back = DecodeReply(EncodeReply(r));
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  EXPECT_EQ(back->seq, 7u);
+  EXPECT_EQ(back->class_id, 3);
+  ASSERT_EQ(back->top.size(), 2u);
+  EXPECT_FLOAT_EQ(back->top[0].score, 0.9f);
+  EXPECT_EQ(back->capture_us, -5);
+  EXPECT_EQ(back->tail_us, 300);
+  EXPECT_EQ(back->batch_size, 4);
+
+  Reply busy;
+  busy.seq = 9;
+  busy.status = ReplyStatus::kBusy;
+  busy.message = "queue full";
+  auto b = DecodeReply(EncodeReply(busy));
+  ASSERT_TRUE(b.ok());
+  EXPECT_EQ(b->status, ReplyStatus::kBusy);
+  EXPECT_EQ(b->message, "queue full");
+}
+
+// Rewrites one field of an encoded request's array with `value`.
+template <typename T>
+std::vector<std::uint8_t> WithField(size_t index, const T& value) {
+  auto bytes = EncodeRequest(SampleRequest());
+  auto handle = msgpack::unpack(reinterpret_cast<const char*>(bytes.data()), bytes.size());
+  msgpack::sbuffer buffer;
+  msgpack::packer<msgpack::sbuffer> pk(buffer);
+  const auto& a = handle.get().via.array;
+  pk.pack_array(a.size);
+  for (size_t i = 0; i < a.size; ++i) {
+    if (i == index)
+      pk.pack(value);
+    else
+      pk.pack(a.ptr[i]);
+  }
+  return std::vector<std::uint8_t>(buffer.data(), buffer.data() + buffer.size());
+}
+
+void ExpectRefused(const std::vector<std::uint8_t>& bytes, const std::string& mention) {
+  auto r = DecodeRequest(bytes);
+  ASSERT_FALSE(r.ok()) << "accepted a bad request that should mention " << mention;
+  EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(r.status().message().find(mention), std::string::npos) << r.status().message();
+}
+
+TEST(Protocol, RefusesEachMalformedField) {
+  ExpectRefused(WithField(0, 2), "version");
+  ExpectRefused(WithField(1, 2), "kind");
+  ExpectRefused(WithField(2, 5), "edge_id");
+  ExpectRefused(WithField(2, std::string(100, 'x')), "edge_id");
+  ExpectRefused(WithField(3, -1), "seq");
+  ExpectRefused(WithField(4, std::string()), "model");
+  ExpectRefused(WithField(6, 9), "bits");
+  ExpectRefused(WithField(6, 0), "bits");
+  ExpectRefused(WithField(7, "8"), "channels");
+  ExpectRefused(WithField(8, 1.5), "capture_us");
+  ExpectRefused(WithField(10, std::vector<int>{8, 7}), "shape");
+  ExpectRefused(WithField(10, std::vector<int>{8, 7, 0}), "dim");
+  ExpectRefused(WithField(12, -1.0), "max");
+  ExpectRefused(WithField(13, 5), "coding");
+  ExpectRefused(WithField(14, std::string("abc")), "payload");
+  ExpectRefused(WithField(15, std::vector<int>{1}), "options");
+}
+
+TEST(Protocol, RefusesBrokenEnvelopes) {
+  auto good = EncodeRequest(SampleRequest());
+  ExpectRefused({}, "empty");
+  // Every truncation is refused, none crashes.
+  for (size_t n = 1; n < good.size(); ++n) {
+    auto r = DecodeRequest(std::span(good.data(), n));
+    EXPECT_FALSE(r.ok()) << "truncated at " << n;
+  }
+  auto trailing = good;
+  trailing.push_back(0);
+  ExpectRefused(trailing, "trailing");
+  ExpectRefused(std::vector<std::uint8_t>(kMaxMessageBytes + 1, 0x90), "exceeds");
+  // A map instead of an array.
+  msgpack::sbuffer buffer;
+  msgpack::packer<msgpack::sbuffer> pk(buffer);
+  pk.pack_map(1);
+  pk.pack(1);
+  pk.pack(1);
+  ExpectRefused(std::vector<std::uint8_t>(buffer.data(), buffer.data() + buffer.size()), "msgpack");
+  // An array header claiming 2^32-1 elements must not allocate them.
+  std::vector<std::uint8_t> huge{0xdd, 0xff, 0xff, 0xff, 0xff};
+  EXPECT_FALSE(DecodeRequest(huge).ok());
+  // A reply is not a request.
+  Reply reply;
+  reply.class_id = 1;
+  ExpectRefused(EncodeReply(reply), "kind");
+}
+
+TEST(Protocol, RefusesMalformedReplies) {
+  Reply ok;
+  ok.seq = 1;
+  ok.class_id = -1;  // an ok reply must carry a class
+  EXPECT_FALSE(DecodeReply(EncodeReply(ok)).ok());
+  EXPECT_FALSE(DecodeReply(EncodeRequest(SampleRequest())).ok());
+  auto good = EncodeReply(Reply{.seq = 1, .class_id = 2});
+  for (size_t n = 1; n < good.size(); ++n)
+    EXPECT_FALSE(DecodeReply(std::span(good.data(), n)).ok());
+}
+
+}  // namespace
+}  // namespace deepcut::transport

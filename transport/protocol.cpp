@@ -1,0 +1,243 @@
+#include "transport/protocol.h"
+
+#include <cmath>
+#include <msgpack.hpp>
+
+namespace deepcut::transport {
+namespace {
+
+constexpr size_t kRequestFields = 16;
+constexpr size_t kReplyFields = 12;
+
+// Limits given to the msgpack parser so a hostile header cannot make it
+// allocate: no maps, no ext, short arrays, shallow nesting.
+msgpack::unpack_limit Limits() {
+  return msgpack::unpack_limit(/*array=*/64, /*map=*/0, /*str=*/1024,
+                               /*bin=*/kMaxMessageBytes, /*ext=*/0, /*depth=*/4);
+}
+
+// Reads typed fields out of a msgpack array; the first failure is kept with
+// the field's name.
+class FieldReader {
+ public:
+  FieldReader(const msgpack::object& array, const char* what) : a_(array.via.array), what_(what) {}
+
+  std::int64_t Int(size_t i, const char* name, std::int64_t lo, std::int64_t hi) {
+    if (!status_.ok()) return 0;
+    const auto& o = a_.ptr[i];
+    std::int64_t v;
+    if (o.type == msgpack::type::POSITIVE_INTEGER) {
+      if (o.via.u64 > static_cast<std::uint64_t>(hi)) return Fail(name, "is out of range"), 0;
+      v = static_cast<std::int64_t>(o.via.u64);
+    } else if (o.type == msgpack::type::NEGATIVE_INTEGER) {
+      v = o.via.i64;
+    } else {
+      return Fail(name, "must be an integer"), 0;
+    }
+    if (v < lo || v > hi) return Fail(name, "is out of range"), 0;
+    return v;
+  }
+  std::uint64_t UInt(size_t i, const char* name) {
+    if (!status_.ok()) return 0;
+    const auto& o = a_.ptr[i];
+    if (o.type != msgpack::type::POSITIVE_INTEGER)
+      return Fail(name, "must be an unsigned integer"), 0;
+    return o.via.u64;
+  }
+  float Float(size_t i, const char* name) {
+    if (!status_.ok()) return 0;
+    const auto& o = a_.ptr[i];
+    double v;
+    if (o.type == msgpack::type::FLOAT32 || o.type == msgpack::type::FLOAT64)
+      v = o.via.f64;
+    else if (o.type == msgpack::type::POSITIVE_INTEGER)
+      v = static_cast<double>(o.via.u64);
+    else if (o.type == msgpack::type::NEGATIVE_INTEGER)
+      v = static_cast<double>(o.via.i64);
+    else
+      return Fail(name, "must be a number"), 0;
+    if (!std::isfinite(v)) return Fail(name, "must be finite"), 0;
+    return static_cast<float>(v);
+  }
+  std::string Str(size_t i, const char* name, size_t max_len, bool allow_empty) {
+    if (!status_.ok()) return {};
+    const auto& o = a_.ptr[i];
+    if (o.type != msgpack::type::STR) return Fail(name, "must be a string"), std::string();
+    if (o.via.str.size > max_len) return Fail(name, "is too long"), std::string();
+    if (!allow_empty && o.via.str.size == 0) return Fail(name, "must not be empty"), std::string();
+    return std::string(o.via.str.ptr, o.via.str.size);
+  }
+  const msgpack::object* Array(size_t i, const char* name, size_t min_n, size_t max_n) {
+    if (!status_.ok()) return nullptr;
+    const auto& o = a_.ptr[i];
+    if (o.type != msgpack::type::ARRAY || o.via.array.size < min_n || o.via.array.size > max_n)
+      return Fail(name, "must be an array of the right length"), nullptr;
+    return &o;
+  }
+  std::vector<std::uint8_t> Bin(size_t i, const char* name) {
+    if (!status_.ok()) return {};
+    const auto& o = a_.ptr[i];
+    if (o.type != msgpack::type::BIN)
+      return Fail(name, "must be binary"), std::vector<std::uint8_t>();
+    const auto* p = reinterpret_cast<const std::uint8_t*>(o.via.bin.ptr);
+    return std::vector<std::uint8_t>(p, p + o.via.bin.size);
+  }
+  void Fail(const char* name, const char* problem) {
+    if (status_.ok())
+      status_ = InvalidArgument(std::string(what_) + " field '" + name + "' " + problem);
+  }
+  const Status& status() const { return status_; }
+
+ private:
+  const msgpack::object_array& a_;
+  const char* what_;
+  Status status_;
+};
+
+// Parses `bytes` as one msgpack array of exactly `fields` elements whose first
+// two are the protocol version and the message kind.
+Status ParseEnvelope(std::span<const std::uint8_t> bytes, size_t fields, int kind, const char* what,
+                     msgpack::object_handle& handle) {
+  if (bytes.empty()) return InvalidArgument(std::string("empty ") + what);
+  if (bytes.size() > kMaxMessageBytes)
+    return InvalidArgument(std::string(what) + " of " + std::to_string(bytes.size()) +
+                           " bytes exceeds the limit of " + std::to_string(kMaxMessageBytes));
+  try {
+    size_t offset = 0;
+    handle = msgpack::unpack(reinterpret_cast<const char*>(bytes.data()), bytes.size(), offset,
+                             nullptr, nullptr, Limits());
+    if (offset != bytes.size())
+      return InvalidArgument(std::string(what) + " has trailing bytes after the message");
+  } catch (const std::exception& e) {
+    return InvalidArgument(std::string(what) + " is not valid msgpack: " + e.what());
+  }
+  const msgpack::object& o = handle.get();
+  if (o.type != msgpack::type::ARRAY || o.via.array.size < 2)
+    return InvalidArgument(std::string(what) + " must be a msgpack array");
+  const auto& v = o.via.array.ptr[0];
+  if (v.type != msgpack::type::POSITIVE_INTEGER || v.via.u64 != kProtocolVersion)
+    return InvalidArgument(std::string(what) + ": unsupported protocol version (this side speaks " +
+                           std::to_string(kProtocolVersion) + ")");
+  const auto& k = o.via.array.ptr[1];
+  if (k.type != msgpack::type::POSITIVE_INTEGER || k.via.u64 != static_cast<std::uint64_t>(kind))
+    return InvalidArgument(std::string(what) + ": wrong message kind");
+  if (o.via.array.size != fields)
+    return InvalidArgument(std::string(what) + " has " + std::to_string(o.via.array.size) +
+                           " fields, expected " + std::to_string(fields));
+  return Status::Ok();
+}
+
+}  // namespace
+
+std::vector<std::uint8_t> EncodeRequest(const Request& r) {
+  msgpack::sbuffer buffer;
+  msgpack::packer<msgpack::sbuffer> pk(buffer);
+  pk.pack_array(kRequestFields);
+  pk.pack(kProtocolVersion);
+  pk.pack(kKindRequest);
+  pk.pack(r.edge_id);
+  pk.pack(r.seq);
+  pk.pack(r.model);
+  pk.pack(r.rate);
+  pk.pack(r.bits);
+  pk.pack(r.channels);
+  pk.pack(r.capture_us);
+  pk.pack(r.deadline_us);
+  pk.pack_array(3);
+  for (auto d : r.shape) pk.pack(d);
+  pk.pack(r.min);
+  pk.pack(r.max);
+  pk.pack(r.coding);
+  pk.pack_bin(static_cast<std::uint32_t>(r.payload.size()));
+  pk.pack_bin_body(reinterpret_cast<const char*>(r.payload.data()),
+                   static_cast<std::uint32_t>(r.payload.size()));
+  // Field 16 is reserved for per-request options; empty in version 1.
+  pk.pack_array(0);
+  return std::vector<std::uint8_t>(buffer.data(), buffer.data() + buffer.size());
+}
+
+Result<Request> DecodeRequest(std::span<const std::uint8_t> bytes) {
+  msgpack::object_handle handle;
+  RETURN_IF_ERROR(ParseEnvelope(bytes, kRequestFields, kKindRequest, "request", handle));
+  FieldReader f(handle.get(), "request");
+  Request r;
+  r.edge_id = f.Str(2, "edge_id", kMaxNameBytes, false);
+  r.seq = f.UInt(3, "seq");
+  r.model = f.Str(4, "model", kMaxNameBytes, false);
+  r.rate = f.Str(5, "rate", kMaxNameBytes, false);
+  r.bits = static_cast<int>(f.Int(6, "bits", 1, 8));
+  r.channels = static_cast<int>(f.Int(7, "channels", 1, 4096));
+  r.capture_us = f.Int(8, "capture_us", INT64_MIN, INT64_MAX);
+  r.deadline_us = f.Int(9, "deadline_us", INT64_MIN, INT64_MAX);
+  if (const auto* shape = f.Array(10, "shape", 3, 3)) {
+    FieldReader s(*shape, "request shape");
+    for (int i = 0; i < 3; ++i) r.shape[i] = static_cast<std::uint32_t>(s.Int(i, "dim", 1, 4096));
+    if (!s.status().ok()) return s.status();
+  }
+  r.min = f.Float(11, "min");
+  r.max = f.Float(12, "max");
+  r.coding = static_cast<int>(f.Int(13, "coding", 0, 1));
+  r.payload = f.Bin(14, "payload");
+  f.Array(15, "options", 0, 0);
+  if (!f.status().ok()) return f.status();
+  if (!(r.max > r.min)) return InvalidArgument("request field 'max' must be greater than 'min'");
+  if (r.payload.empty()) return InvalidArgument("request field 'payload' is empty");
+  return r;
+}
+
+std::vector<std::uint8_t> EncodeReply(const Reply& r) {
+  msgpack::sbuffer buffer;
+  msgpack::packer<msgpack::sbuffer> pk(buffer);
+  pk.pack_array(kReplyFields);
+  pk.pack(kProtocolVersion);
+  pk.pack(kKindReply);
+  pk.pack(r.seq);
+  pk.pack(static_cast<int>(r.status));
+  pk.pack(r.message);
+  pk.pack(r.class_id);
+  pk.pack_array(static_cast<std::uint32_t>(r.top.size()));
+  for (const auto& t : r.top) {
+    pk.pack_array(2);
+    pk.pack(t.class_id);
+    pk.pack(t.score);
+  }
+  pk.pack(r.capture_us);
+  pk.pack(r.queue_us);
+  pk.pack(r.decode_us);
+  pk.pack(r.tail_us);
+  pk.pack(r.batch_size);
+  return std::vector<std::uint8_t>(buffer.data(), buffer.data() + buffer.size());
+}
+
+Result<Reply> DecodeReply(std::span<const std::uint8_t> bytes) {
+  msgpack::object_handle handle;
+  RETURN_IF_ERROR(ParseEnvelope(bytes, kReplyFields, kKindReply, "reply", handle));
+  FieldReader f(handle.get(), "reply");
+  Reply r;
+  r.seq = f.UInt(2, "seq");
+  r.status = static_cast<ReplyStatus>(f.Int(3, "status", 0, 2));
+  r.message = f.Str(4, "message", 4096, true);
+  r.class_id = static_cast<int>(f.Int(5, "class_id", -1, 1 << 20));
+  if (const auto* top = f.Array(6, "top", 0, kMaxTopScores)) {
+    for (size_t i = 0; i < top->via.array.size; ++i) {
+      const auto& pair = top->via.array.ptr[i];
+      if (pair.type != msgpack::type::ARRAY || pair.via.array.size != 2)
+        return InvalidArgument("reply field 'top' must hold [class, score] pairs");
+      FieldReader p(pair, "reply top");
+      ScoredClass sc{static_cast<int>(p.Int(0, "class", 0, 1 << 20)), p.Float(1, "score")};
+      if (!p.status().ok()) return p.status();
+      r.top.push_back(sc);
+    }
+  }
+  r.capture_us = f.Int(7, "capture_us", INT64_MIN, INT64_MAX);
+  r.queue_us = f.Int(8, "queue_us", 0, INT64_MAX);
+  r.decode_us = f.Int(9, "decode_us", 0, INT64_MAX);
+  r.tail_us = f.Int(10, "tail_us", 0, INT64_MAX);
+  r.batch_size = static_cast<int>(f.Int(11, "batch_size", 0, 1 << 20));
+  if (!f.status().ok()) return f.status();
+  if (r.status == ReplyStatus::kOk && r.class_id < 0)
+    return InvalidArgument("reply field 'class_id' is missing in an ok reply");
+  return r;
+}
+
+}  // namespace deepcut::transport
