@@ -25,27 +25,19 @@ transport::Reply ErrorReply(std::uint64_t seq, transport::ReplyStatus status, st
 
 // Checks a decoded request against the served model.
 Status CheckAgainstModel(const transport::Request& r, const splitnet::Manifest& m) {
-  if (r.model != m.name)
-    return InvalidArgument("model '" + r.model + "' is not served here (serving '" + m.name + "')");
-  int index = m.RateIndex(r.rate);
-  if (index < 0) return InvalidArgument("rate '" + r.rate + "' is not a rate of model " + m.name);
-  const auto& rate = m.rates[index];
-  if (rate.bits != r.bits || rate.channels != r.channels)
-    return InvalidArgument("rate '" + r.rate + "' has bits/channels " + std::to_string(rate.bits) +
-                           "/" + std::to_string(rate.channels) + " here, the request says " +
-                           std::to_string(r.bits) + "/" + std::to_string(r.channels));
-  const auto& b = m.bottleneck;
-  if (r.shape[0] != static_cast<std::uint32_t>(b.channels) ||
-      r.shape[1] != static_cast<std::uint32_t>(b.height) ||
-      r.shape[2] != static_cast<std::uint32_t>(b.width))
-    return InvalidArgument("shape does not match the model's bottleneck");
-  if (std::abs(r.min - b.min) > 1e-6f || std::abs(r.max - b.max) > 1e-6f)
-    return InvalidArgument("quantisation range does not match the model's bottleneck");
+  if (r.model != m.fingerprint)
+    return InvalidArgument("model fingerprint " + std::to_string(r.model) +
+                           " is not served here (serving '" + m.name + "', fingerprint " +
+                           std::to_string(m.fingerprint) + ")");
+  if (r.rate_index < 0 || r.rate_index >= static_cast<int>(m.rates.size()))
+    return InvalidArgument("rate index " + std::to_string(r.rate_index) +
+                           " is not a rate of model " + m.name);
+  const auto& rate = m.rates[r.rate_index];
   // A payload can never need more than the raw packed bits plus zstd's bound.
-  const size_t limit = splitnet::FeatureCodec::PackedBytes(b, rate) + 64;
+  const size_t limit = splitnet::FeatureCodec::PackedBytes(m.bottleneck, rate) + 64;
   if (r.payload.size() > limit)
     return InvalidArgument("payload of " + std::to_string(r.payload.size()) +
-                           " bytes is too large for rate " + r.rate);
+                           " bytes is too large for rate " + rate.name);
   return Status::Ok();
 }
 
@@ -140,7 +132,15 @@ void CloudServer::WorkerLoop(int index) {
     for (const Job& job : batch) {
       // Validated by the socket thread; decoding again is cheap and keeps Job small.
       auto request = transport::DecodeRequest(job.request);
-      const auto& rate = manifest_.rates[manifest_.RateIndex(request->rate)];
+      if (start_us > job.expires_us) {
+        // The edge has already answered this frame itself: spend nothing on it.
+        send(job.identity, ErrorReply(request->seq, transport::ReplyStatus::kBusy,
+                                      "deadline passed while queued"));
+        std::lock_guard<std::mutex> lock(mutex_);
+        stats_.expired++;
+        continue;
+      }
+      const auto& rate = manifest_.rates[request->rate_index];
       auto decoded = codec.Decode(static_cast<splitnet::Coding>(request->coding), request->payload,
                                   manifest_.bottleneck, rate);
       if (!decoded.ok()) {
@@ -160,7 +160,6 @@ void CloudServer::WorkerLoop(int index) {
     for (size_t i = 0; i < jobs.size(); ++i) {
       transport::Reply reply;
       reply.seq = requests[i].seq;
-      reply.capture_us = requests[i].capture_us;
       reply.queue_us = std::max<TimeUs>(0, start_us - jobs[i]->received_us);
       reply.decode_us = std::max<TimeUs>(0, decoded_us - start_us);
       reply.tail_us = std::max<TimeUs>(0, done_us - decoded_us);
@@ -220,7 +219,8 @@ void CloudServer::HandleRequest(zmq::socket_t& router, const std::string& identi
   {
     std::lock_guard<std::mutex> lock(mutex_);
     if (static_cast<int>(queue_.size()) < options_.max_queue) {
-      queue_.push_back(Job{identity, bytes, clock_.NowUs()});
+      const TimeUs now = clock_.NowUs();
+      queue_.push_back(Job{identity, bytes, now, now + TimeUs{request->deadline_ms} * 1000});
       queue_ready_.notify_one();
       return;
     }
@@ -276,8 +276,8 @@ void CloudServer::Run(const std::atomic<bool>& stop) {
     }
     if (options_.stats_interval_s > 0 && clock_.NowUs() >= next_stats_us) {
       CloudStats s = stats();
-      spdlog::info("served {} (+{}), errors {}, busy {}, mean batch {:.1f}", s.answered,
-                   s.answered - last.answered, s.rejected, s.busy,
+      spdlog::info("served {} (+{}), errors {}, busy {}, expired {}, mean batch {:.1f}", s.answered,
+                   s.answered - last.answered, s.rejected, s.busy, s.expired,
                    s.batches ? double(s.answered) / s.batches : 0.0);
       last = s;
       next_stats_us += static_cast<TimeUs>(options_.stats_interval_s * 1e6);

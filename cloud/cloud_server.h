@@ -43,7 +43,8 @@ struct CloudStats {
   std::int64_t received = 0;
   std::int64_t answered = 0;
   std::int64_t rejected = 0;  // error replies
-  std::int64_t busy = 0;      // shed
+  std::int64_t busy = 0;      // shed: queue full
+  std::int64_t expired = 0;   // shed: the deadline passed while queued
   std::int64_t batches = 0;
 };
 
@@ -66,6 +67,7 @@ class CloudServer {
     std::string identity;
     std::vector<std::uint8_t> request;  // validated, still encoded
     TimeUs received_us = 0;
+    TimeUs expires_us = 0;  // the edge's deadline, on this clock
   };
   CloudServer(CloudOptions options, splitnet::Manifest manifest);
   Status Start();

@@ -83,7 +83,7 @@ int main(int argc, char** argv) {
   }
   (*server)->Run(g_stop);
   auto s = (*server)->stats();
-  spdlog::info("stopped: received {}, answered {}, errors {}, busy {}", s.received, s.answered,
-               s.rejected, s.busy);
+  spdlog::info("stopped: received {}, answered {}, errors {}, busy {}, expired {}", s.received,
+               s.answered, s.rejected, s.busy, s.expired);
   return 0;
 }

@@ -34,9 +34,6 @@ Status EdgeRuntime::Validate() const {
   if (options_.guard_ms < 0 || options_.guard_ms >= options_.deadline_ms)
     return InvalidArgument("guard must be >= 0 and smaller than the deadline");
   if (options_.max_in_flight < 1) return InvalidArgument("max in flight must be >= 1");
-  if (options_.edge_id.empty() || options_.edge_id.size() > transport::kMaxNameBytes)
-    return InvalidArgument("edge id must be 1.." + std::to_string(transport::kMaxNameBytes) +
-                           " characters");
   return Status::Ok();
 }
 
@@ -82,19 +79,12 @@ Status EdgeRuntime::ProcessFrame(const SourceFrame& frame, TimeUs capture_us) {
   ASSIGN_OR_RETURN(auto encoded, codec_.Encode(features, m.bottleneck, rate));
 
   transport::Request request;
-  request.edge_id = options_.edge_id;
   request.seq = next_seq_++;
-  request.model = m.name;
-  request.rate = rate.name;
-  request.bits = rate.bits;
-  request.channels = rate.channels;
-  request.capture_us = capture_us;
-  request.deadline_us = answer.deadline_us;
-  request.shape[0] = m.bottleneck.channels;
-  request.shape[1] = m.bottleneck.height;
-  request.shape[2] = m.bottleneck.width;
-  request.min = m.bottleneck.min;
-  request.max = m.bottleneck.max;
+  request.model = m.fingerprint;
+  request.rate_index = rate_index;
+  const TimeUs left_us = std::max<TimeUs>(0, answer.deadline_us - clock_.NowUs());
+  request.deadline_ms =
+      static_cast<std::uint32_t>(std::min<TimeUs>(left_us / 1000, transport::kMaxDeadlineMs));
   request.coding = static_cast<int>(encoded.coding);
   request.payload = std::move(encoded.payload);
   const auto message = transport::EncodeRequest(request);

@@ -32,7 +32,6 @@
 namespace deepcut::edge {
 
 struct EdgeOptions {
-  std::string edge_id = "edge";    // names this edge in requests
   double deadline_ms = 200.0;      // capture -> answer
   int max_in_flight = 8;           // offloads awaiting a reply
   std::string rate;                // codec rate name; empty: the manifest's default

@@ -33,7 +33,6 @@ int main(int argc, char** argv) {
   std::string cloud_endpoint, model_dir, out_path, summary_path, policy_name = "always",
                                                                  log_level = "info";
   edge::EdgeOptions edge_options;
-  edge_options.edge_id = "edge-" + std::to_string(::getpid());
   edge::SourceOptions source_options;
   edge::StreamOptions stream_options;
   std::string progress = "auto";
@@ -60,8 +59,6 @@ int main(int argc, char** argv) {
   app.add_option("--max-in-flight", edge_options.max_in_flight, "offloads awaiting a reply")
       ->capture_default_str()
       ->check(CLI::Range(1, 1024));
-  app.add_option("--edge-id", edge_options.edge_id, "this edge's name in requests")
-      ->capture_default_str();
   app.add_option("--out", out_path, "per-frame answers, one JSON line each");
   app.add_option("--summary", summary_path, "run summary JSON");
   app.add_option("--progress", progress, "progress bar: auto (if stderr is a terminal)|on|off")

@@ -174,6 +174,17 @@ float Manifest::ExitErrorRate(float confidence) const {
   return calibration.empty() ? 1.0f - confidence : calibration.back().error_rate;
 }
 
+std::uint32_t ComputeFingerprint(const Manifest& m) {
+  std::ostringstream text;
+  text << m.name << '|' << m.bottleneck.channels << 'x' << m.bottleneck.height << 'x'
+       << m.bottleneck.width << '|' << m.bottleneck.min << ',' << m.bottleneck.max << ','
+       << m.bottleneck.fill << '|' << m.classes.size();
+  for (const auto& r : m.rates) text << '|' << r.name << ':' << r.bits << ':' << r.channels;
+  std::uint32_t hash = 2166136261u;
+  for (unsigned char c : text.str()) hash = (hash ^ c) * 16777619u;
+  return hash;
+}
+
 Result<Manifest> ParseManifest(const std::string& json_text, const std::filesystem::path& dir) {
   json root;
   try {
@@ -203,6 +214,7 @@ Result<Manifest> ParseManifest(const std::string& json_text, const std::filesyst
   ASSIGN_OR_RETURN(m.head_file, GetFile(*files, dir, "head"));
   ASSIGN_OR_RETURN(m.exit_file, GetFile(*files, dir, "exit"));
   ASSIGN_OR_RETURN(m.tail_file, GetFile(*files, dir, "tail"));
+  m.fingerprint = ComputeFingerprint(m);
   if (root.contains("provenance") && root["provenance"].is_object() &&
       root["provenance"].contains("command") && root["provenance"]["command"].is_string())
     m.provenance_command = root["provenance"]["command"].get<std::string>();

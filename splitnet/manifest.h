@@ -7,6 +7,7 @@
 // shapes against the manifest when it loads them).
 #pragma once
 
+#include <cstdint>
 #include <filesystem>
 #include <string>
 #include <vector>
@@ -59,6 +60,9 @@ struct Manifest {
   std::vector<std::string> classes;
   std::vector<CalibrationBin> calibration;
   std::string provenance_command;
+  // Identifies what the codec and the tail must agree on (name, bottleneck,
+  // rates, classes); requests carry it instead of shapes and ranges.
+  std::uint32_t fingerprint = 0;
 
   // Index of the rate with this name, or -1.
   int RateIndex(const std::string& name) const;
@@ -68,6 +72,8 @@ struct Manifest {
 
 // Reads and validates `dir`/manifest.json and checks that the listed files exist.
 Result<Manifest> LoadManifest(const std::filesystem::path& dir);
+// FNV-1a over the fields that define the wire format of a model's features.
+std::uint32_t ComputeFingerprint(const Manifest& manifest);
 // Same, from JSON text; `dir` resolves the file names.
 Result<Manifest> ParseManifest(const std::string& json_text, const std::filesystem::path& dir);
 

@@ -50,17 +50,10 @@ class CloudServerTest : public ::testing::Test {
     const auto& rate = manifest_.rates[rate_index];
     auto encoded = codec_.Encode(*z, manifest_.bottleneck, rate);
     transport::Request r;
-    r.edge_id = "test";
     r.seq = seq;
-    r.model = manifest_.name;
-    r.rate = rate.name;
-    r.bits = rate.bits;
-    r.channels = rate.channels;
-    r.shape[0] = manifest_.bottleneck.channels;
-    r.shape[1] = manifest_.bottleneck.height;
-    r.shape[2] = manifest_.bottleneck.width;
-    r.min = manifest_.bottleneck.min;
-    r.max = manifest_.bottleneck.max;
+    r.model = manifest_.fingerprint;
+    r.rate_index = rate_index;
+    r.deadline_ms = 60'000;
     r.coding = static_cast<int>(encoded->coding);
     r.payload = encoded->payload;
     return r;
@@ -116,17 +109,18 @@ TEST_F(CloudServerTest, BadMessagesGetErrorRepliesAndServingContinues) {
   expect_error({0xc1, 0x01, 0x02}, 0, "msgpack");
   expect_error({}, 0, "empty");
   auto wrong_model = ValidRequest(2);
-  wrong_model.model = "other";
+  wrong_model.model ^= 1;
   expect_error(transport::EncodeRequest(wrong_model), 2, "not served");
   auto wrong_rate = ValidRequest(3);
-  wrong_rate.rate = "99b";
-  expect_error(transport::EncodeRequest(wrong_rate), 3, "rate");
-  auto wrong_bits = ValidRequest(4);
-  wrong_bits.bits = wrong_bits.bits == 1 ? 2 : 1;
-  expect_error(transport::EncodeRequest(wrong_bits), 4, "bits");
-  auto wrong_shape = ValidRequest(5);
-  wrong_shape.shape[1] += 1;
-  expect_error(transport::EncodeRequest(wrong_shape), 5, "shape");
+  wrong_rate.rate_index = 200;
+  expect_error(transport::EncodeRequest(wrong_rate), 3, "rate index");
+  // The payload of one rate announced as another: its decoded size is wrong.
+  auto wrong_bits = ValidRequest(4, 0);
+  wrong_bits.rate_index = static_cast<int>(manifest_.rates.size()) - 1;
+  expect_error(transport::EncodeRequest(wrong_bits), 4, "payload");
+  auto bad_coding = ValidRequest(5);
+  bad_coding.coding = bad_coding.coding == 1 ? 0 : 1;
+  expect_error(transport::EncodeRequest(bad_coding), 5, "payload");
   auto garbage = ValidRequest(6);
   garbage.payload = {1, 2, 3, 4};
   garbage.coding = 1;
@@ -145,7 +139,23 @@ TEST_F(CloudServerTest, BadMessagesGetErrorRepliesAndServingContinues) {
   EXPECT_EQ(ok.seq, 8u);
   auto stats = server_->stats();
   EXPECT_EQ(stats.rejected, 9);
+  EXPECT_EQ(stats.received, 10);
   EXPECT_EQ(stats.answered, 1);
+}
+
+TEST_F(CloudServerTest, DropsRequestsWhoseDeadlinePassedInTheQueue) {
+  Start({.threads = 1, .max_batch = 1});
+  const int n = 60;
+  for (int i = 0; i < n; ++i) {
+    auto r = ValidRequest(2000 + i);
+    r.deadline_ms = 0;  // already due: the edge has answered it itself
+    SendRaw(transport::EncodeRequest(r));
+  }
+  int busy = 0;
+  for (int i = 0; i < n; ++i) busy += Receive().status == transport::ReplyStatus::kBusy;
+  // The first one may be picked up within the same microsecond; the rest cannot.
+  EXPECT_GE(busy, n - 1);
+  EXPECT_GE(server_->stats().expired, n - 1);
 }
 
 TEST_F(CloudServerTest, ShedsLoadWithBusyWhenTheQueueIsFull) {

@@ -6,8 +6,8 @@
 namespace deepcut::transport {
 namespace {
 
-constexpr size_t kRequestFields = 16;
-constexpr size_t kReplyFields = 12;
+constexpr size_t kRequestFields = 8;
+constexpr size_t kReplyFields = 11;
 
 // Limits given to the msgpack parser so a hostile header cannot make it
 // allocate: no maps, no ext, short arrays, shallow nesting.
@@ -135,24 +135,14 @@ std::vector<std::uint8_t> EncodeRequest(const Request& r) {
   pk.pack_array(kRequestFields);
   pk.pack(kProtocolVersion);
   pk.pack(kKindRequest);
-  pk.pack(r.edge_id);
   pk.pack(r.seq);
   pk.pack(r.model);
-  pk.pack(r.rate);
-  pk.pack(r.bits);
-  pk.pack(r.channels);
-  pk.pack(r.capture_us);
-  pk.pack(r.deadline_us);
-  pk.pack_array(3);
-  for (auto d : r.shape) pk.pack(d);
-  pk.pack(r.min);
-  pk.pack(r.max);
+  pk.pack(r.rate_index);
+  pk.pack(r.deadline_ms);
   pk.pack(r.coding);
   pk.pack_bin(static_cast<std::uint32_t>(r.payload.size()));
   pk.pack_bin_body(reinterpret_cast<const char*>(r.payload.data()),
                    static_cast<std::uint32_t>(r.payload.size()));
-  // Field 16 is reserved for per-request options; empty in version 1.
-  pk.pack_array(0);
   return std::vector<std::uint8_t>(buffer.data(), buffer.data() + buffer.size());
 }
 
@@ -161,26 +151,13 @@ Result<Request> DecodeRequest(std::span<const std::uint8_t> bytes) {
   RETURN_IF_ERROR(ParseEnvelope(bytes, kRequestFields, kKindRequest, "request", handle));
   FieldReader f(handle.get(), "request");
   Request r;
-  r.edge_id = f.Str(2, "edge_id", kMaxNameBytes, false);
-  r.seq = f.UInt(3, "seq");
-  r.model = f.Str(4, "model", kMaxNameBytes, false);
-  r.rate = f.Str(5, "rate", kMaxNameBytes, false);
-  r.bits = static_cast<int>(f.Int(6, "bits", 1, 8));
-  r.channels = static_cast<int>(f.Int(7, "channels", 1, 4096));
-  r.capture_us = f.Int(8, "capture_us", INT64_MIN, INT64_MAX);
-  r.deadline_us = f.Int(9, "deadline_us", INT64_MIN, INT64_MAX);
-  if (const auto* shape = f.Array(10, "shape", 3, 3)) {
-    FieldReader s(*shape, "request shape");
-    for (int i = 0; i < 3; ++i) r.shape[i] = static_cast<std::uint32_t>(s.Int(i, "dim", 1, 4096));
-    if (!s.status().ok()) return s.status();
-  }
-  r.min = f.Float(11, "min");
-  r.max = f.Float(12, "max");
-  r.coding = static_cast<int>(f.Int(13, "coding", 0, 1));
-  r.payload = f.Bin(14, "payload");
-  f.Array(15, "options", 0, 0);
+  r.seq = f.UInt(2, "seq");
+  r.model = static_cast<std::uint32_t>(f.Int(3, "model", 0, UINT32_MAX));
+  r.rate_index = static_cast<int>(f.Int(4, "rate", 0, 255));
+  r.deadline_ms = static_cast<std::uint32_t>(f.Int(5, "deadline_ms", 0, kMaxDeadlineMs));
+  r.coding = static_cast<int>(f.Int(6, "coding", 0, 1));
+  r.payload = f.Bin(7, "payload");
   if (!f.status().ok()) return f.status();
-  if (!(r.max > r.min)) return InvalidArgument("request field 'max' must be greater than 'min'");
   if (r.payload.empty()) return InvalidArgument("request field 'payload' is empty");
   return r;
 }
@@ -201,7 +178,6 @@ std::vector<std::uint8_t> EncodeReply(const Reply& r) {
     pk.pack(t.class_id);
     pk.pack(t.score);
   }
-  pk.pack(r.capture_us);
   pk.pack(r.queue_us);
   pk.pack(r.decode_us);
   pk.pack(r.tail_us);
@@ -229,11 +205,10 @@ Result<Reply> DecodeReply(std::span<const std::uint8_t> bytes) {
       r.top.push_back(sc);
     }
   }
-  r.capture_us = f.Int(7, "capture_us", INT64_MIN, INT64_MAX);
-  r.queue_us = f.Int(8, "queue_us", 0, INT64_MAX);
-  r.decode_us = f.Int(9, "decode_us", 0, INT64_MAX);
-  r.tail_us = f.Int(10, "tail_us", 0, INT64_MAX);
-  r.batch_size = static_cast<int>(f.Int(11, "batch_size", 0, 1 << 20));
+  r.queue_us = f.Int(7, "queue_us", 0, INT64_MAX);
+  r.decode_us = f.Int(8, "decode_us", 0, INT64_MAX);
+  r.tail_us = f.Int(9, "tail_us", 0, INT64_MAX);
+  r.batch_size = static_cast<int>(f.Int(10, "batch_size", 0, 1 << 20));
   if (!f.status().ok()) return f.status();
   if (r.status == ReplyStatus::kOk && r.class_id < 0)
     return InvalidArgument("reply field 'class_id' is missing in an ok reply");
