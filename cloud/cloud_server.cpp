@@ -272,6 +272,7 @@ void CloudServer::Run(const std::atomic<bool>& stop) {
       }
     } catch (const zmq::error_t& e) {
       if (e.num() == ETERM) break;
+      if (e.num() == EINTR) continue;  // a signal; `stop` says whether to go on
       spdlog::warn("socket error: {}", e.what());
     }
     if (options_.stats_interval_s > 0 && clock_.NowUs() >= next_stats_us) {

@@ -159,6 +159,28 @@ Result<std::vector<float>> SplitModel::RunHead(std::span<const float> input) {
   return z;
 }
 
+Result<std::vector<std::vector<float>>> SplitModel::RunHeads(
+    const std::vector<std::vector<float>>& inputs) {
+  const auto& in = manifest_.input;
+  if (nets_->head.empty()) return Internal("head graph not loaded");
+  if (inputs.empty()) return std::vector<std::vector<float>>{};
+  const size_t per_in = static_cast<size_t>(in.channels) * in.height * in.width;
+  std::vector<float> flat(per_in * inputs.size());
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    if (inputs[i].size() != per_in) return InvalidArgument("head input has the wrong size");
+    std::copy(inputs[i].begin(), inputs[i].end(), flat.begin() + i * per_in);
+  }
+  const int n = static_cast<int>(inputs.size());
+  ASSIGN_OR_RETURN(
+      auto out, Forward(nets_->head, {n, in.channels, in.height, in.width}, flat.data(), "head"));
+  const size_t per_out = static_cast<size_t>(manifest_.bottleneck.Elements());
+  if (out.size() != per_out * inputs.size()) return Internal("head output has the wrong size");
+  std::vector<std::vector<float>> result(inputs.size());
+  for (size_t i = 0; i < inputs.size(); ++i)
+    result[i].assign(out.begin() + i * per_out, out.begin() + (i + 1) * per_out);
+  return result;
+}
+
 Result<Prediction> SplitModel::RunExit(std::span<const float> features) {
   const auto& b = manifest_.bottleneck;
   if (nets_->exit.empty()) return Internal("exit graph not loaded");

@@ -43,6 +43,8 @@ class SplitModel {
   Result<std::vector<float>> Preprocess(const cv::Mat& image) const;
   // Input tensor -> bottleneck features (bottleneck.Elements() floats).
   Result<std::vector<float>> RunHead(std::span<const float> input);
+  // Several input tensors as one batch; one feature vector each.
+  Result<std::vector<std::vector<float>>> RunHeads(const std::vector<std::vector<float>>& inputs);
   Result<Prediction> RunExit(std::span<const float> features);
   // One prediction per feature vector, run as one batch.
   Result<std::vector<Prediction>> RunTail(const std::vector<std::vector<float>>& batch);

@@ -3,6 +3,7 @@ processes on loopback and read what they wrote. Standard library only."""
 import argparse
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -100,4 +101,6 @@ def main(test):
         test(env)
     finally:
         env.stop_all()
+    # Kept on failure, for a look at the logs.
+    shutil.rmtree(env.tmp, ignore_errors=True)
     print("PASS")

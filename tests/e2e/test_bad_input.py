@@ -32,6 +32,9 @@ def test(env):
     code, text = run([env.cloud_bin, "--listen", "tcp://127.0.0.1:*", "--model", bad])
     expect(code == 3 and "rates[0].bits" in text, "cloud bad manifest: %d %s" % (code, text))
 
+    manifest["rates"][0]["bits"] = 8
+    with open(os.path.join(bad, "manifest.json"), "w") as f:
+        json.dump(manifest, f)
     os.remove(os.path.join(bad, "tail.onnx"))
     code, text = run([env.cloud_bin, "--listen", "tcp://127.0.0.1:*", "--model", bad])
     expect(code == 3 and "tail" in text, "missing tail: %d %s" % (code, text))

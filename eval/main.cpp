@@ -1,0 +1,95 @@
+// deepcut-eval: offline measurements of a model package.
+//   deepcut-eval rate-accuracy --model DIR [--baseline DIR] --out FILE.json
+//                              [--markdown FILE.md] [--plot FILE.png]
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+
+#include "eval/rate_accuracy.h"
+
+namespace {
+
+constexpr int kExitBadOption = 2;
+constexpr int kExitFailed = 5;
+
+bool WriteAtomically(const std::string& path, const std::string& text) {
+  const std::string tmp = path + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::trunc);
+    if (!out) return false;
+    out << text;
+    if (!out.good()) return false;
+  }
+  std::error_code ec;
+  std::filesystem::rename(tmp, path, ec);
+  return !ec;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  using namespace deepcut;
+  CLI::App app{"DeepCut offline evaluation"};
+  app.require_subcommand(1);
+  auto* ra = app.add_subcommand("rate-accuracy",
+                                "accuracy vs real bytes per frame: our codec rates, the exit, "
+                                "PNG/JPEG/WebP and float32 split features");
+  eval::RateAccuracyOptions options;
+  std::string out_path, markdown_path, plot_path;
+  std::string plot_script = std::string(DEEPCUT_SOURCE_DIR) + "/scripts/plot_rate_accuracy.py";
+  ra->add_option("--model", options.model_dir, "model package")->capture_default_str();
+  ra->add_option("--baseline", options.baseline_dir,
+                 "baseline package (same family, full-precision input, no bottleneck)");
+  ra->add_option("--frames", options.frames, "test images (-1: all)")->capture_default_str();
+  ra->add_option("--batch", options.batch, "images per inference batch")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 10000));
+  ra->add_option("--fashion-mnist-dir", options.fashion_mnist_dir)->capture_default_str();
+  ra->add_option("--out", out_path, "JSON report")->required();
+  ra->add_option("--markdown", markdown_path, "markdown table");
+  ra->add_option("--plot", plot_path, "PNG plot of accuracy vs bytes per frame");
+  ra->add_option("--plot-script", plot_script, "the plotting script")->capture_default_str();
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e) == 0 ? 0 : kExitBadOption;
+  }
+  const bool tty = ::isatty(STDERR_FILENO);
+  auto report = eval::RunRateAccuracy(options, [&](int done, int total) {
+    if (tty)
+      std::fprintf(stderr, "\rrate-accuracy: %d/%d images", done, total);
+    else if (done == total || done % 2000 < options.batch)
+      std::fprintf(stderr, "rate-accuracy: %d/%d images\n", done, total);
+  });
+  if (tty) std::fputc('\n', stderr);
+  if (!report.ok()) {
+    std::cerr << "rate-accuracy: " << report.status().message() << "\n";
+    return report.status().code() == StatusCode::kInvalidArgument ||
+                   report.status().code() == StatusCode::kNotFound
+               ? kExitBadOption
+               : kExitFailed;
+  }
+  const std::string table = eval::MarkdownTable(*report);
+  std::cout << table;
+  if (!WriteAtomically(out_path, report->dump(2) + "\n")) {
+    std::cerr << "cannot write " << out_path << "\n";
+    return kExitFailed;
+  }
+  if (!markdown_path.empty() && !WriteAtomically(markdown_path, table)) {
+    std::cerr << "cannot write " << markdown_path << "\n";
+    return kExitFailed;
+  }
+  if (!plot_path.empty()) {
+    const std::string cmd =
+        "/usr/bin/python3 '" + plot_script + "' '" + out_path + "' '" + plot_path + "'";
+    if (std::system(cmd.c_str()) != 0) {
+      std::cerr << "plotting failed (" << cmd << ")\n";
+      return kExitFailed;
+    }
+  }
+  return 0;
+}
