@@ -127,11 +127,10 @@ void CloudServer::WorkerLoop(int index) {
     }
     const TimeUs start_us = clock_.NowUs();
     std::vector<std::vector<float>> features;
-    std::vector<transport::Request> requests;
+    std::vector<const transport::Request*> requests;
     std::vector<const Job*> jobs;
     for (const Job& job : batch) {
-      // Validated by the socket thread; decoding again is cheap and keeps Job small.
-      auto request = transport::DecodeRequest(job.request);
+      const transport::Request* request = &job.request;
       if (start_us > job.expires_us) {
         // The edge has already answered this frame itself: spend nothing on it.
         send(job.identity, ErrorReply(request->seq, transport::ReplyStatus::kBusy,
@@ -151,7 +150,7 @@ void CloudServer::WorkerLoop(int index) {
         continue;
       }
       features.push_back(std::move(decoded).value());
-      requests.push_back(std::move(request).value());
+      requests.push_back(request);
       jobs.push_back(&job);
     }
     const TimeUs decoded_us = clock_.NowUs();
@@ -159,7 +158,7 @@ void CloudServer::WorkerLoop(int index) {
     const TimeUs done_us = clock_.NowUs();
     for (size_t i = 0; i < jobs.size(); ++i) {
       transport::Reply reply;
-      reply.seq = requests[i].seq;
+      reply.seq = requests[i]->seq;
       reply.queue_us = std::max<TimeUs>(0, start_us - jobs[i]->received_us);
       reply.decode_us = std::max<TimeUs>(0, decoded_us - start_us);
       reply.tail_us = std::max<TimeUs>(0, done_us - decoded_us);
@@ -200,7 +199,7 @@ void CloudServer::SendReply(zmq::socket_t& router, const std::string& identity,
 }
 
 void CloudServer::HandleRequest(zmq::socket_t& router, const std::string& identity,
-                                const std::vector<std::uint8_t>& bytes) {
+                                std::span<const std::uint8_t> bytes) {
   {
     std::lock_guard<std::mutex> lock(mutex_);
     stats_.received++;
@@ -220,7 +219,8 @@ void CloudServer::HandleRequest(zmq::socket_t& router, const std::string& identi
     std::lock_guard<std::mutex> lock(mutex_);
     if (static_cast<int>(queue_.size()) < options_.max_queue) {
       const TimeUs now = clock_.NowUs();
-      queue_.push_back(Job{identity, bytes, now, now + TimeUs{request->deadline_ms} * 1000});
+      const TimeUs expires = now + TimeUs{request->deadline_ms} * 1000;
+      queue_.push_back(Job{identity, std::move(request).value(), now, expires});
       queue_ready_.notify_one();
       return;
     }
@@ -268,7 +268,7 @@ void CloudServer::Run(const std::atomic<bool>& stop) {
           continue;
         }
         const auto* p = parts[1].data<std::uint8_t>();
-        HandleRequest(*router_, identity, std::vector<std::uint8_t>(p, p + parts[1].size()));
+        HandleRequest(*router_, identity, std::span<const std::uint8_t>(p, parts[1].size()));
       }
     } catch (const zmq::error_t& e) {
       if (e.num() == ETERM) break;

@@ -27,6 +27,7 @@
 #include "core/clock.h"
 #include "core/status.h"
 #include "splitnet/manifest.h"
+#include "transport/protocol.h"
 
 namespace deepcut::cloud {
 
@@ -65,7 +66,7 @@ class CloudServer {
  private:
   struct Job {
     std::string identity;
-    std::vector<std::uint8_t> request;  // validated, still encoded
+    transport::Request request;  // decoded and validated by the socket thread
     TimeUs received_us = 0;
     TimeUs expires_us = 0;  // the edge's deadline, on this clock
   };
@@ -73,7 +74,7 @@ class CloudServer {
   Status Start();
   void WorkerLoop(int index);
   void HandleRequest(zmq::socket_t& router, const std::string& identity,
-                     const std::vector<std::uint8_t>& bytes);
+                     std::span<const std::uint8_t> bytes);
   void SendReply(zmq::socket_t& router, const std::string& identity,
                  const std::vector<std::uint8_t>& reply);
 

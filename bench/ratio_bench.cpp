@@ -1,0 +1,407 @@
+// The three ratios of the benchmark suite, each measured side by side in one
+// run (so machine noise hits both sides alike), printed as one JSON object:
+//
+//   edge_overhead     CPU time per frame of the whole edge pipeline (source,
+//                     preprocess, head, exit, policy, codec, msgpack, ZeroMQ,
+//                     reply handling, records) minus head+exit inference, divided
+//                     by head+exit inference. Process CPU time, so ZeroMQ's I/O
+//                     thread counts; the cloud is another process.
+//   cloud_efficiency  frames/s a running deepcut-cloud serves to several
+//                     loopback edges, divided by frames/s of bare tail inference
+//                     on the same number of threads at the same batch size.
+//   loopback_rtt      p50/p99 of send -> reply for one request at a time, minus
+//                     the cloud's own decode+tail time, beside a bare ZeroMQ
+//                     DEALER/ROUTER echo of the same bytes.
+//
+// Usage: deepcut_ratio_bench --cloud-bin PATH --model DIR [--frames N] [--rounds R]
+#include <signal.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <spdlog/spdlog.h>
+#include <CLI/CLI.hpp>
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <nlohmann/json.hpp>
+#include <thread>
+#include <zmq.hpp>
+
+#include "edge/answer_log.h"
+#include "edge/edge_runtime.h"
+#include "edge/stream_driver.h"
+#include "splitnet/feature_codec.h"
+#include "splitnet/split_model.h"
+#include "transport/protocol.h"
+#include "transport/zmq_link.h"
+
+namespace {
+
+using namespace deepcut;
+using nlohmann::json;
+
+double ProcessCpuSeconds() {
+  timespec ts;
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+double WallSeconds() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+double Percentile(std::vector<double> v, double p) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  size_t rank = static_cast<size_t>(std::ceil(p / 100.0 * v.size()));
+  return v[std::clamp<size_t>(rank, 1, v.size()) - 1];
+}
+void Log(const char* fmt, const std::string& s) {
+  std::fprintf(stderr, fmt, s.c_str());
+  std::fflush(stderr);
+}
+
+// A deepcut-cloud child process on a free loopback port.
+class CloudProcess {
+ public:
+  CloudProcess(const std::string& bin, const std::string& model, int threads, int max_batch) {
+    ready_ = std::filesystem::temp_directory_path() / ("deepcut-bench-" + std::to_string(getpid()));
+    std::filesystem::remove(ready_);
+    pid_ = fork();
+    if (pid_ == 0) {
+      std::string t = std::to_string(threads), b = std::to_string(max_batch);
+      execl(bin.c_str(), bin.c_str(), "--listen", "tcp://127.0.0.1:*", "--model", model.c_str(),
+            "--threads", t.c_str(), "--max-batch", b.c_str(), "--max-queue", "100000",
+            "--stats-interval-s", "0", "--log-level", "warn", "--ready-file", ready_.c_str(),
+            (char*)nullptr);
+      _exit(127);
+    }
+    for (int i = 0; i < 600 && endpoint_.empty(); ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      std::ifstream in(ready_);
+      std::getline(in, endpoint_);
+    }
+    if (endpoint_.empty()) {
+      std::fprintf(stderr, "bench: the cloud did not start\n");
+      std::exit(1);
+    }
+  }
+  ~CloudProcess() {
+    kill(pid_, SIGTERM);
+    waitpid(pid_, nullptr, 0);
+    std::filesystem::remove(ready_);
+  }
+  const std::string& endpoint() const { return endpoint_; }
+
+ private:
+  pid_t pid_ = -1;
+  std::filesystem::path ready_;
+  std::string endpoint_;
+};
+
+// Frames kept in memory, so reading them costs the same in every round.
+class MemorySource final : public edge::FrameSource {
+ public:
+  explicit MemorySource(const std::vector<edge::SourceFrame>* frames) : frames_(frames) {}
+  Result<std::optional<edge::SourceFrame>> Next() override {
+    if (next_ >= frames_->size()) return std::optional<edge::SourceFrame>();
+    return std::optional<edge::SourceFrame>((*frames_)[next_++]);
+  }
+  std::int64_t Remaining() const override { return frames_->size() - next_; }
+
+ private:
+  const std::vector<edge::SourceFrame>* frames_;
+  size_t next_ = 0;
+};
+
+json EdgeOverhead(const splitnet::Manifest& m, const std::vector<edge::SourceFrame>& frames,
+                  const std::string& endpoint, int rounds) {
+  auto model = std::move(splitnet::SplitModel::Load(m, {.tail = false})).value();
+  auto policy = std::move(scheduler::MakePolicy({.name = "always"})).value();
+  RealClock clock;
+  double inference = 0, pipeline = 0;
+  for (int r = 0; r < rounds; ++r) {
+    // Head + exit alone, on inputs preprocessed beforehand.
+    std::vector<std::vector<float>> inputs;
+    for (const auto& f : frames) inputs.push_back(*model->Preprocess(f.image));
+    double t0 = ProcessCpuSeconds();
+    for (const auto& in : inputs) {
+      auto z = model->RunHead(in);
+      auto e = model->RunExit(*z);
+      if (!e.ok()) std::exit(1);
+    }
+    inference += ProcessCpuSeconds() - t0;
+    // The whole pipeline, offloading every frame to the real cloud.
+    auto link = std::move(transport::ZmqLink::Create({.endpoint = endpoint}, clock)).value();
+    auto log =
+        std::move(edge::AnswerLog::Create({.jsonl_path = std::filesystem::temp_directory_path() /
+                                                         "deepcut-bench.jsonl"},
+                                          m.classes))
+            .value();
+    edge::EdgeRuntime runtime({.deadline_ms = 5000}, *model, *policy, *link, clock,
+                              [&](const Answer& a) { log->Record(a); });
+    MemorySource source(&frames);
+    t0 = ProcessCpuSeconds();
+    auto run = edge::RunStream(source, runtime, clock, {}, nullptr);
+    (void)log->Finish(log->Summary(run->frames_in, 1, {}));
+    pipeline += ProcessCpuSeconds() - t0;
+    Log("bench: edge overhead round %s done\n", std::to_string(r + 1));
+  }
+  const double n = static_cast<double>(frames.size()) * rounds;
+  return {{"inference_us_per_frame", 1e6 * inference / n},
+          {"pipeline_us_per_frame", 1e6 * pipeline / n},
+          {"ratio", (pipeline - inference) / inference},
+          {"goal", "<= 0.05"},
+          {"frames", frames.size()},
+          {"rounds", rounds}};
+}
+
+// Pre-encoded requests for real features at the default rate.
+std::vector<std::vector<std::uint8_t>> Requests(const splitnet::Manifest& m,
+                                                const std::vector<edge::SourceFrame>& frames,
+                                                std::vector<std::vector<float>>* decoded) {
+  auto model = std::move(splitnet::SplitModel::Load(m, {.exit = false, .tail = false})).value();
+  splitnet::FeatureCodec codec;
+  const auto& rate = m.rates[m.default_rate_index];
+  std::vector<std::vector<std::uint8_t>> out;
+  std::uint64_t seq = 1;
+  for (const auto& f : frames) {
+    auto z = *model->RunHead(*model->Preprocess(f.image));
+    auto e = *codec.Encode(z, m.bottleneck, rate);
+    if (decoded) decoded->push_back(*codec.Decode(e.coding, e.payload, m.bottleneck, rate));
+    transport::Request r{.seq = seq++,
+                         .model = m.fingerprint,
+                         .rate_index = m.default_rate_index,
+                         .deadline_ms = 60000,
+                         .coding = static_cast<int>(e.coding),
+                         .payload = e.payload};
+    out.push_back(transport::EncodeRequest(r));
+  }
+  return out;
+}
+
+json CloudEfficiency(const std::string& cloud_bin, const std::string& model_dir,
+                     const splitnet::Manifest& m, const std::vector<edge::SourceFrame>& frames,
+                     int threads, double seconds, int rounds) {
+  std::vector<std::vector<float>> features;
+  auto requests = Requests(m, frames, &features);
+  double served_fps = 0, bare_fps = 0, batch_sum = 0;
+  long batch_n = 0;
+  const int edges = 4, window = 16;
+  for (int r = 0; r < rounds; ++r) {
+    {
+      CloudProcess cloud(cloud_bin, model_dir, threads, 16);
+      zmq::context_t ctx(1);
+      std::vector<zmq::socket_t> socks;
+      for (int e = 0; e < edges; ++e) {
+        socks.emplace_back(ctx, zmq::socket_type::dealer);
+        socks.back().set(zmq::sockopt::linger, 0);
+        socks.back().connect(cloud.endpoint());
+      }
+      std::vector<zmq::pollitem_t> items;
+      for (auto& s : socks) items.push_back({static_cast<void*>(s), 0, ZMQ_POLLIN, 0});
+      size_t next = 0;
+      auto send = [&](int e) {
+        socks[e].send(zmq::buffer(requests[next++ % requests.size()]), zmq::send_flags::none);
+      };
+      for (int e = 0; e < edges; ++e)
+        for (int w = 0; w < window; ++w) send(e);
+      // Warm up, then count replies over a fixed wall time.
+      long replies = 0;
+      double start = 0;
+      const double warm_until = WallSeconds() + 0.5;
+      while (true) {
+        zmq::poll(items.data(), items.size(), std::chrono::milliseconds(100));
+        for (int e = 0; e < edges; ++e) {
+          zmq::message_t msg;
+          while (socks[e].recv(msg, zmq::recv_flags::dontwait)) {
+            auto reply = transport::DecodeReply(std::span(msg.data<std::uint8_t>(), msg.size()));
+            if (start > 0 && reply.ok() && reply->status == transport::ReplyStatus::kOk) {
+              ++replies;
+              batch_sum += reply->batch_size;
+              ++batch_n;
+            }
+            send(e);
+          }
+        }
+        const double now = WallSeconds();
+        if (start == 0 && now >= warm_until) start = now;
+        if (start > 0 && now - start >= seconds) break;
+      }
+      served_fps += replies / (WallSeconds() - start);
+    }
+    // Bare tail inference: the same threads, the batch size the cloud used.
+    const int batch = std::max(1, static_cast<int>(std::lround(batch_sum / std::max(1L, batch_n))));
+    std::atomic<long> done{0};
+    std::vector<std::thread> workers;
+    const double until = WallSeconds() + seconds;
+    for (int t = 0; t < threads; ++t) {
+      workers.emplace_back([&, t] {
+        cv::setNumThreads(1);
+        auto model =
+            std::move(splitnet::SplitModel::Load(m, {.head = false, .exit = false})).value();
+        std::vector<std::vector<float>> b;
+        size_t i = t * 997;
+        while (WallSeconds() < until) {
+          b.clear();
+          for (int k = 0; k < batch; ++k) b.push_back(features[i++ % features.size()]);
+          if (!model->RunTail(b).ok()) std::exit(1);
+          done += batch;
+        }
+      });
+    }
+    const double t0 = WallSeconds();
+    for (auto& w : workers) w.join();
+    bare_fps += done / (WallSeconds() - t0);
+    Log("bench: cloud efficiency round %s done\n", std::to_string(r + 1));
+  }
+  return {{"served_fps", served_fps / rounds},
+          {"bare_tail_fps", bare_fps / rounds},
+          {"ratio", served_fps / bare_fps},
+          {"goal", ">= 0.9"},
+          {"threads", threads},
+          {"edges", edges},
+          {"window_per_edge", window},
+          {"mean_batch", batch_n ? batch_sum / batch_n : 0.0},
+          {"seconds_per_round", seconds},
+          {"rounds", rounds}};
+}
+
+// One request at a time; returns the RTTs (us) and the cloud's own times (us).
+void PingPong(zmq::socket_t& sock, const std::vector<std::vector<std::uint8_t>>& requests, int n,
+              std::vector<double>& rtt, std::vector<double>& server) {
+  for (int i = 0; i < n; ++i) {
+    const auto& req = requests[i % requests.size()];
+    const double t0 = WallSeconds();
+    sock.send(zmq::buffer(req), zmq::send_flags::none);
+    zmq::message_t msg;
+    if (!sock.recv(msg)) std::exit(1);
+    const double t1 = WallSeconds();
+    rtt.push_back(1e6 * (t1 - t0));
+    auto reply = transport::DecodeReply(std::span(msg.data<std::uint8_t>(), msg.size()));
+    // Only the tail is the model's own work; queueing, decoding and wake-ups are runtime.
+    server.push_back(reply.ok() ? double(reply->tail_us) : 0.0);
+  }
+}
+
+json LoopbackRtt(const std::string& cloud_bin, const std::string& model_dir,
+                 const splitnet::Manifest& m, const std::vector<edge::SourceFrame>& frames, int n) {
+  auto requests = Requests(m, frames, nullptr);
+  zmq::context_t ctx(1);
+  std::vector<double> rtt, server, net, echo, unused;
+  {
+    CloudProcess cloud(cloud_bin, model_dir, 1, 1);
+    zmq::socket_t sock(ctx, zmq::socket_type::dealer);
+    sock.set(zmq::sockopt::linger, 0);
+    sock.connect(cloud.endpoint());
+    PingPong(sock, requests, 200, unused, unused);  // warm up
+    unused.clear();
+    PingPong(sock, requests, n, rtt, server);
+  }
+  for (size_t i = 0; i < rtt.size(); ++i) net.push_back(rtt[i] - server[i]);
+  // A bare ROUTER echo in a child process, like the cloud: the same bytes back.
+  std::filesystem::path ready = std::filesystem::temp_directory_path() / "deepcut-echo-endpoint";
+  std::filesystem::remove(ready);
+  pid_t pid = fork();
+  if (pid == 0) {
+    zmq::context_t c(1);
+    zmq::socket_t router(c, zmq::socket_type::router);
+    router.bind("tcp://127.0.0.1:*");
+    std::ofstream(ready) << router.get(zmq::sockopt::last_endpoint);
+    for (;;) {
+      zmq::message_t id, body;
+      if (!router.recv(id) || !router.recv(body)) _exit(0);
+      router.send(id, zmq::send_flags::sndmore);
+      router.send(body, zmq::send_flags::none);
+    }
+  }
+  std::string endpoint;
+  for (int i = 0; i < 200 && endpoint.empty(); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(25));
+    std::ifstream in(ready);
+    std::getline(in, endpoint);
+  }
+  {
+    zmq::socket_t sock(ctx, zmq::socket_type::dealer);
+    sock.set(zmq::sockopt::linger, 0);
+    sock.connect(endpoint);
+    for (int i = 0; i < 200; ++i) {
+      sock.send(zmq::buffer(requests[0]), zmq::send_flags::none);
+      zmq::message_t msg;
+      (void)sock.recv(msg);
+    }
+    for (int i = 0; i < n; ++i) {
+      const double t0 = WallSeconds();
+      sock.send(zmq::buffer(requests[i % requests.size()]), zmq::send_flags::none);
+      zmq::message_t msg;
+      (void)sock.recv(msg);
+      echo.push_back(1e6 * (WallSeconds() - t0));
+    }
+  }
+  kill(pid, SIGTERM);
+  waitpid(pid, nullptr, 0);
+  std::filesystem::remove(ready);
+  Log("bench: loopback round trip %s\n", "done");
+  return {{"requests", n},
+          {"rtt_us", {{"p50", Percentile(rtt, 50)}, {"p99", Percentile(rtt, 99)}}},
+          {"cloud_tail_us", {{"p50", Percentile(server, 50)}, {"p99", Percentile(server, 99)}}},
+          {"rtt_minus_tail_us", {{"p50", Percentile(net, 50)}, {"p99", Percentile(net, 99)}}},
+          {"bare_echo_us", {{"p50", Percentile(echo, 50)}, {"p99", Percentile(echo, 99)}}},
+          {"ratio_p50", Percentile(net, 50) / Percentile(echo, 50)},
+          {"request_bytes", requests[0].size()}};
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"DeepCut ratio benchmarks (edge overhead, cloud efficiency, loopback RTT)"};
+  std::string cloud_bin, model_dir = "models/fmnist", fmnist = "/usr/share/datasets/fashion-mnist",
+                         only;
+  int frames = 2000, rounds = 3, rtt_requests = 2000, threads = 1;
+  double seconds = 3.0;
+  app.add_option("--cloud-bin", cloud_bin, "deepcut-cloud executable")->required();
+  app.add_option("--model", model_dir, "model package")->capture_default_str();
+  app.add_option("--fashion-mnist-dir", fmnist)->capture_default_str();
+  app.add_option("--frames", frames, "frames per edge-overhead round")->capture_default_str();
+  app.add_option("--rounds", rounds, "alternating rounds per ratio")->capture_default_str();
+  app.add_option("--seconds", seconds, "measured seconds per cloud round")->capture_default_str();
+  app.add_option("--threads", threads, "cloud threads (the load generator needs a core too)")
+      ->capture_default_str();
+  app.add_option("--rtt-requests", rtt_requests, "requests for the round trip")
+      ->capture_default_str();
+  app.add_option("--only", only, "edge-overhead|cloud-efficiency|loopback-rtt");
+  CLI11_PARSE(app, argc, argv);
+
+  auto manifest = deepcut::splitnet::LoadManifest(model_dir);
+  if (!manifest.ok()) {
+    std::cerr << manifest.status().message() << "\n";
+    return 3;
+  }
+  auto source =
+      deepcut::edge::OpenSource({.spec = "fashion-mnist:test", .fashion_mnist_dir = fmnist});
+  if (!source.ok()) {
+    std::cerr << source.status().message() << "\n";
+    return 4;
+  }
+  std::vector<deepcut::edge::SourceFrame> mem;
+  while (static_cast<int>(mem.size()) < frames) {
+    auto f = (*source)->Next();
+    if (!f.ok() || !f->has_value()) break;
+    mem.push_back(**f);
+  }
+  spdlog::set_level(spdlog::level::warn);
+  json report;
+  if (only.empty() || only == "edge-overhead") {
+    CloudProcess cloud(cloud_bin, model_dir, 1, 16);
+    report["edge_overhead"] = EdgeOverhead(*manifest, mem, cloud.endpoint(), rounds);
+  }
+  if (only.empty() || only == "cloud-efficiency")
+    report["cloud_efficiency"] =
+        CloudEfficiency(cloud_bin, model_dir, *manifest, mem, threads, seconds, rounds);
+  if (only.empty() || only == "loopback-rtt")
+    report["loopback_rtt"] = LoopbackRtt(cloud_bin, model_dir, *manifest, mem, rtt_requests);
+  std::cout << report.dump(2) << std::endl;
+  return 0;
+}

@@ -1,0 +1,73 @@
+#!/usr/bin/python3
+"""Joins the micro benchmark JSON and the ratio JSON into report.json and a
+short summary.md, and prints the summary."""
+import json
+import os
+import platform
+import sys
+
+
+def write(path, text):
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def main(micro_path, ratios_path, out_dir):
+    with open(micro_path) as f:
+        micro = json.load(f)
+    with open(ratios_path) as f:
+        ratios = json.load(f)
+    rows = []
+    for b in micro["benchmarks"]:
+        if b.get("run_type") == "aggregate":
+            continue
+        unit = b.get("time_unit", "ns")
+        scale = {"ns": 1e-3, "us": 1.0, "ms": 1e3}[unit]
+        rows.append({"name": b["name"], "label": b.get("label", ""),
+                     "us_per_iteration": b["real_time"] * scale,
+                     "items_per_second": b.get("items_per_second")})
+    report = {"machine": {"cpus": os.cpu_count(), "host": platform.node(),
+                          "context": micro.get("context", {})},
+              "micro": rows, "ratios": ratios}
+    write(os.path.join(out_dir, "report.json"), json.dumps(report, indent=2) + "\n")
+
+    lines = ["# DeepCut benchmarks", "",
+             "Measured on %d CPUs, side by side in one run; ratios are what to compare across "
+             "machines." % os.cpu_count(), "", "## Ratios", "",
+             "| ratio | value | goal | figures |", "|---|---:|---|---|"]
+    e = ratios.get("edge_overhead")
+    if e:
+        lines.append("| edge overhead (pipeline − head+exit) / head+exit | %.3f | ≤ 0.05 | "
+                     "pipeline %.0f µs/frame, head+exit %.0f µs/frame (process CPU time) |"
+                     % (e["ratio"], e["pipeline_us_per_frame"], e["inference_us_per_frame"]))
+    c = ratios.get("cloud_efficiency")
+    if c:
+        lines.append("| cloud efficiency served / bare tail | %.3f | ≥ 0.9 | served %.0f frames/s "
+                     "to %d edges, bare tail %.0f frames/s, %d thread(s), mean batch %.1f |"
+                     % (c["ratio"], c["served_fps"], c["edges"], c["bare_tail_fps"], c["threads"],
+                        c["mean_batch"]))
+    r = ratios.get("loopback_rtt")
+    if r:
+        lines.append("| loopback round trip minus tail / bare echo (p50) | %.2f | report | "
+                     "RTT p50/p99 %.0f/%.0f µs, minus tail %.0f/%.0f µs, bare echo %.0f/%.0f µs, "
+                     "%d-byte requests |"
+                     % (r["ratio_p50"], r["rtt_us"]["p50"], r["rtt_us"]["p99"],
+                        r["rtt_minus_tail_us"]["p50"], r["rtt_minus_tail_us"]["p99"],
+                        r["bare_echo_us"]["p50"], r["bare_echo_us"]["p99"], r["request_bytes"]))
+    lines += ["", "## Micro benchmarks", "", "| benchmark | label | µs / iteration |",
+              "|---|---|---:|"]
+    for row in rows:
+        lines.append("| %s | %s | %.3f |" % (row["name"], row["label"], row["us_per_iteration"]))
+    text = "\n".join(lines) + "\n"
+    write(os.path.join(out_dir, "summary.md"), text)
+    print(text)
+    print("bench: wrote %s and %s" % (os.path.join(out_dir, "report.json"),
+                                      os.path.join(out_dir, "summary.md")))
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 4:
+        sys.exit("usage: bench_report.py MICRO.json RATIOS.json OUT_DIR")
+    main(*sys.argv[1:])
