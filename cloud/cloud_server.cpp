@@ -133,20 +133,24 @@ void CloudServer::WorkerLoop(int index) {
       const transport::Request* request = &job.request;
       if (start_us > job.expires_us) {
         // The edge has already answered this frame itself: spend nothing on it.
+        {
+          std::lock_guard<std::mutex> lock(mutex_);
+          stats_.expired++;
+        }
         send(job.identity, ErrorReply(request->seq, transport::ReplyStatus::kBusy,
                                       "deadline passed while queued"));
-        std::lock_guard<std::mutex> lock(mutex_);
-        stats_.expired++;
         continue;
       }
       const auto& rate = manifest_.rates[request->rate_index];
       auto decoded = codec.Decode(static_cast<splitnet::Coding>(request->coding), request->payload,
                                   manifest_.bottleneck, rate);
       if (!decoded.ok()) {
+        {
+          std::lock_guard<std::mutex> lock(mutex_);
+          stats_.rejected++;
+        }
         send(job.identity, ErrorReply(request->seq, transport::ReplyStatus::kError,
                                       "payload: " + decoded.status().message()));
-        std::lock_guard<std::mutex> lock(mutex_);
-        stats_.rejected++;
         continue;
       }
       features.push_back(std::move(decoded).value());
@@ -156,6 +160,13 @@ void CloudServer::WorkerLoop(int index) {
     const TimeUs decoded_us = clock_.NowUs();
     auto predictions = model.value()->RunTail(features);
     const TimeUs done_us = clock_.NowUs();
+    // Counted before the replies leave, so whoever holds a reply sees it counted.
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      stats_.batches++;
+      if (predictions.ok()) stats_.answered += static_cast<std::int64_t>(jobs.size());
+      else stats_.rejected += static_cast<std::int64_t>(jobs.size());
+    }
     for (size_t i = 0; i < jobs.size(); ++i) {
       transport::Reply reply;
       reply.seq = requests[i]->seq;
@@ -178,12 +189,6 @@ void CloudServer::WorkerLoop(int index) {
       }
       send(jobs[i]->identity, reply);
     }
-    std::lock_guard<std::mutex> lock(mutex_);
-    stats_.batches++;
-    if (predictions.ok())
-      stats_.answered += static_cast<std::int64_t>(jobs.size());
-    else
-      stats_.rejected += static_cast<std::int64_t>(jobs.size());
   }
   push.close();
 }

@@ -2,6 +2,8 @@
 
 #include <zstd.h>
 
+#include "splitnet/range_coder.h"
+
 #include <algorithm>
 #include <cmath>
 #include <string>
@@ -71,6 +73,61 @@ bool UnpackBits(std::span<const std::uint8_t> packed, int bits, size_t count,
   return true;
 }
 
+namespace {
+
+// The context of a symbol: its left and upper neighbours in the same channel,
+// `symbols` standing for "outside the map".
+inline int ContextOf(const std::uint32_t* channel, int y, int x, int width, int symbols) {
+  const int left = x > 0 ? static_cast<int>(channel[y * width + x - 1]) : symbols;
+  const int up = y > 0 ? static_cast<int>(channel[(y - 1) * width + x]) : symbols;
+  return left * (symbols + 1) + up;
+}
+
+std::vector<std::uint8_t> ContextEncode(const std::vector<std::uint32_t>& codes,
+                                        const BottleneckSpec& b, const Rate& rate) {
+  const int symbols = rate.Symbols(), plane = b.ChannelElements();
+  RangeEncoder encoder;
+  for (int c = 0; c < rate.channels; ++c) {
+    const std::uint32_t* channel = codes.data() + static_cast<size_t>(c) * plane;
+    const std::uint16_t* tables =
+        rate.context_frequencies.data() + static_cast<size_t>(c) * rate.Contexts() * symbols;
+    for (int y = 0; y < b.height; ++y)
+      for (int x = 0; x < b.width; ++x) {
+        const std::uint16_t* freqs = tables + ContextOf(channel, y, x, b.width, symbols) * symbols;
+        const std::uint32_t s = channel[y * b.width + x];
+        std::uint32_t cumulative = 0;
+        for (std::uint32_t k = 0; k < s; ++k) cumulative += freqs[k];
+        encoder.Encode(cumulative, freqs[s]);
+      }
+  }
+  return encoder.Finish();
+}
+
+void ContextDecode(std::span<const std::uint8_t> payload, const BottleneckSpec& b, const Rate& rate,
+                   std::vector<std::uint32_t>& codes) {
+  const int symbols = rate.Symbols(), plane = b.ChannelElements();
+  codes.assign(static_cast<size_t>(rate.channels) * plane, 0);
+  RangeDecoder decoder(payload);
+  for (int c = 0; c < rate.channels; ++c) {
+    std::uint32_t* channel = codes.data() + static_cast<size_t>(c) * plane;
+    const std::uint16_t* tables =
+        rate.context_frequencies.data() + static_cast<size_t>(c) * rate.Contexts() * symbols;
+    for (int y = 0; y < b.height; ++y)
+      for (int x = 0; x < b.width; ++x)
+        channel[y * b.width + x] = static_cast<std::uint32_t>(decoder.Decode(
+            tables + ContextOf(channel, y, x, b.width, symbols) * symbols, symbols));
+  }
+}
+
+bool HasContextModel(const BottleneckSpec& b, const Rate& rate) {
+  return !rate.context_frequencies.empty() &&
+         rate.context_frequencies.size() ==
+             static_cast<size_t>(rate.channels) * rate.Contexts() * rate.Symbols() &&
+         rate.channels <= b.channels;
+}
+
+}  // namespace
+
 Result<EncodedFeatures> FeatureCodec::Encode(std::span<const float> features,
                                              const BottleneckSpec& bottleneck, const Rate& rate) {
   if (features.size() != static_cast<size_t>(bottleneck.Elements()))
@@ -85,16 +142,25 @@ Result<EncodedFeatures> FeatureCodec::Encode(std::span<const float> features,
   std::vector<std::uint8_t> packed = PackBits(codes, rate.bits);
 
   EncodedFeatures out;
-  out.payload.resize(ZSTD_compressBound(packed.size()));
-  size_t n = ZSTD_compress2(zstd_->cctx, out.payload.data(), out.payload.size(), packed.data(),
-                            packed.size());
-  if (ZSTD_isError(n)) return Internal(std::string("zstd compress: ") + ZSTD_getErrorName(n));
-  if (n < packed.size()) {
-    out.coding = Coding::kZstd;
-    out.payload.resize(n);
-  } else {
-    out.coding = Coding::kRaw;
-    out.payload = std::move(packed);
+  out.coding = Coding::kRaw;
+  out.payload = std::move(packed);
+  if (allow_zstd_) {
+    std::vector<std::uint8_t> z(ZSTD_compressBound(out.payload.size()));
+    size_t n = ZSTD_compress2(zstd_->cctx, z.data(), z.size(), out.payload.data(),
+                              out.payload.size());
+    if (ZSTD_isError(n)) return Internal(std::string("zstd compress: ") + ZSTD_getErrorName(n));
+    if (n < out.payload.size()) {
+      z.resize(n);
+      out.coding = Coding::kZstd;
+      out.payload = std::move(z);
+    }
+  }
+  if (allow_context_ && HasContextModel(bottleneck, rate)) {
+    auto coded = ContextEncode(codes, bottleneck, rate);
+    if (coded.size() < out.payload.size()) {
+      out.coding = Coding::kContext;
+      out.payload = std::move(coded);
+    }
   }
   return out;
 }
@@ -122,11 +188,20 @@ Result<std::vector<float>> FeatureCodec::Decode(Coding coding,
     if (ZSTD_isError(n)) return DataLoss(std::string("zstd: ") + ZSTD_getErrorName(n));
     if (n != packed_size) return DataLoss("zstd payload is shorter than its header says");
     bits_span = packed;
+  } else if (coding == Coding::kContext) {
+    if (!HasContextModel(bottleneck, rate))
+      return DataLoss("payload is context-coded but rate " + rate.name + " has no context model");
+    // Range-coded output is never larger than the raw bits plus a few bytes.
+    if (payload.empty() || payload.size() > packed_size + 16)
+      return DataLoss("context-coded payload of " + std::to_string(payload.size()) +
+                      " bytes is implausible for rate " + rate.name);
   } else if (coding != Coding::kRaw) {
     return InvalidArgument("unknown coding " + std::to_string(static_cast<int>(coding)));
   }
   std::vector<std::uint32_t> codes;
-  if (!UnpackBits(bits_span, rate.bits, count, codes))
+  if (coding == Coding::kContext)
+    ContextDecode(payload, bottleneck, rate, codes);
+  else if (!UnpackBits(bits_span, rate.bits, count, codes))
     return DataLoss("raw payload has " + std::to_string(bits_span.size()) + " bytes, rate " +
                     rate.name + " needs " + std::to_string(packed_size));
   std::vector<float> out(bottleneck.Elements(), bottleneck.fill);

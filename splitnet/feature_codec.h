@@ -1,9 +1,11 @@
 // The feature codec: bottleneck tensor <-> the few hundred bytes sent on the wire.
 //
 // Encode keeps the first `rate.channels` channels, quantises each value uniformly
-// to `rate.bits` bits over the bottleneck's [min, max], packs the codes
-// MSB-first into a bit stream and zstd-compresses it; when zstd would not make
-// it smaller, the packed bits are sent raw (`Coding::kRaw`). Decode is the exact
+// to `rate.bits` bits over the bottleneck's [min, max], and codes the symbols in
+// the smallest of three ways: range coding with the rate's learned context model
+// (when the manifest has one: each symbol's probability given its left and upper
+// neighbours in its channel), a zstd frame of the packed bits, or the packed bits
+// raw. For a few hundred bytes zstd rarely wins; the context model does. Decode is the exact
 // inverse of Quantize: it returns the dequantised values, and the channels not
 // sent hold `bottleneck.fill`.
 //
@@ -24,7 +26,12 @@
 
 namespace deepcut::splitnet {
 
-enum class Coding : std::uint8_t { kRaw = 0, kZstd = 1 };
+// How a payload is coded; the encoder picks the smallest that the rate allows.
+enum class Coding : std::uint8_t {
+  kRaw = 0,      // packed bits
+  kZstd = 1,     // zstd frame of the packed bits
+  kContext = 2,  // range-coded with the rate's learned context model
+};
 
 struct EncodedFeatures {
   Coding coding = Coding::kZstd;
@@ -54,9 +61,15 @@ class FeatureCodec {
   static float DequantizeValue(std::uint32_t q, float min, float max, int bits);
   // Bytes of the packed bit stream for a rate.
   static size_t PackedBytes(const BottleneckSpec& bottleneck, const Rate& rate);
+  // Which codings Encode may pick (for measuring each alone).
+  void set_allowed(bool context, bool zstd) {
+    allow_context_ = context;
+    allow_zstd_ = zstd;
+  }
 
  private:
   FeatureCodecOptions options_;
+  bool allow_context_ = true, allow_zstd_ = true;
   struct ZstdContexts;
   std::unique_ptr<ZstdContexts> zstd_;
 };

@@ -100,6 +100,46 @@ Status ParseCalibration(const json& root, Manifest& m) {
   return Status::Ok();
 }
 
+// {"kind": "left-up-context/1", "total_bits": 12, "rates": {"2b": [[[f, ...] x contexts] x channels]}}
+Status ParseEntropyModel(const json& e, Manifest& m) {
+  ASSIGN_OR_RETURN(std::string kind, GetString(e, "entropy_model", "kind"));
+  if (kind != "left-up-context/1")
+    return InvalidArgument("entropy_model.kind '" + kind + "' is unknown (this runtime reads left-up-context/1)");
+  ASSIGN_OR_RETURN(int total_bits, GetInt(e, "entropy_model", "total_bits", 1, 16));
+  if (total_bits != 12) return InvalidArgument("entropy_model.total_bits must be 12");
+  ASSIGN_OR_RETURN(const json* rates, Member(e, "entropy_model", "rates"));
+  if (!rates->is_object()) return InvalidArgument("entropy_model.rates must be an object");
+  for (const auto& [name, tables] : rates->items()) {
+    const std::string path = "entropy_model.rates." + name;
+    const int index = m.RateIndex(name);
+    if (index < 0) return InvalidArgument(path + ": no such rate");
+    Rate& rate = m.rates[index];
+    if (rate.bits > 4) return InvalidArgument(path + ": context models are for rates of at most 4 bits");
+    if (!tables.is_array() || static_cast<int>(tables.size()) != rate.channels)
+      return InvalidArgument(path + " must hold one table per channel sent (" +
+                             std::to_string(rate.channels) + ")");
+    for (const auto& channel : tables) {
+      if (!channel.is_array() || static_cast<int>(channel.size()) != rate.Contexts())
+        return InvalidArgument(path + ": each channel needs " + std::to_string(rate.Contexts()) +
+                               " contexts");
+      for (const auto& freqs : channel) {
+        if (!freqs.is_array() || static_cast<int>(freqs.size()) != rate.Symbols())
+          return InvalidArgument(path + ": each context needs " + std::to_string(rate.Symbols()) +
+                                 " frequencies");
+        int sum = 0;
+        for (const auto& f : freqs) {
+          if (!f.is_number_integer() || f.get<int>() < 1 || f.get<int>() > 4096)
+            return InvalidArgument(path + ": frequencies must be integers in [1, 4096]");
+          sum += f.get<int>();
+          rate.context_frequencies.push_back(static_cast<std::uint16_t>(f.get<int>()));
+        }
+        if (sum != 4096) return InvalidArgument(path + ": a context's frequencies must sum to 4096");
+      }
+    }
+  }
+  return Status::Ok();
+}
+
 Status ParseRates(const json& root, Manifest& m) {
   ASSIGN_OR_RETURN(const json* rates, Member(root, "", "rates"));
   if (!rates->is_array() || rates->empty())
@@ -115,6 +155,7 @@ Status ParseRates(const json& root, Manifest& m) {
       return InvalidArgument(path + ": duplicate rate name " + r.name);
     m.rates.push_back(r);
   }
+  if (root.contains("entropy_model")) RETURN_IF_ERROR(ParseEntropyModel(root["entropy_model"], m));
   m.default_rate_index = 0;
   if (root.contains("default_rate")) {
     ASSIGN_OR_RETURN(std::string name, GetString(root, "", "default_rate"));
@@ -182,6 +223,12 @@ std::uint32_t ComputeFingerprint(const Manifest& m) {
   for (const auto& r : m.rates) text << '|' << r.name << ':' << r.bits << ':' << r.channels;
   std::uint32_t hash = 2166136261u;
   for (unsigned char c : text.str()) hash = (hash ^ c) * 16777619u;
+  // The entropy model too: edge and cloud must code with the same tables.
+  for (const auto& r : m.rates)
+    for (std::uint16_t f : r.context_frequencies) {
+      hash = (hash ^ (f & 0xFF)) * 16777619u;
+      hash = (hash ^ (f >> 8)) * 16777619u;
+    }
   return hash;
 }
 

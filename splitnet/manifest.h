@@ -40,6 +40,13 @@ struct Rate {
   std::string name;
   int bits = 8;      // 1..8 bits per value
   int channels = 0;  // the first `channels` channels are sent
+  // Optional learned entropy model (docs/model-package.md): per channel, per
+  // context (left and upper neighbour symbols, S = 2^bits meaning "none"), the
+  // frequencies of the S symbols, each >= 1, summing to 4096. Flattened as
+  // [channel][context][symbol]; empty when the rate has none.
+  std::vector<std::uint16_t> context_frequencies;
+  int Symbols() const { return 1 << bits; }
+  int Contexts() const { return (Symbols() + 1) * (Symbols() + 1); }
 };
 
 struct CalibrationBin {

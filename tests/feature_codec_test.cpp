@@ -152,3 +152,95 @@ TEST(FeatureCodec, RefusesCorruptOrMismatchedPayloads) {
 
 }  // namespace
 }  // namespace deepcut::splitnet
+
+namespace deepcut::splitnet {
+namespace {
+
+// A context model with skewed random tables: enough to exercise every path.
+Rate ContextRate(int bits, int channels, unsigned seed) {
+  Rate rate{"ctx", bits, channels};
+  std::mt19937 rng(seed);
+  const int s = rate.Symbols();
+  for (int c = 0; c < channels; ++c)
+    for (int k = 0; k < rate.Contexts(); ++k) {
+      std::vector<int> f(s, 1);
+      int left = 4096 - s;
+      // Most mass on one symbol, like real saturated features.
+      const int peak = static_cast<int>(rng() % s);
+      f[peak] += left * 3 / 4;
+      left -= left * 3 / 4;
+      for (int i = 0; left > 0; i = (i + 1) % s) {
+        int add = std::min<int>(left, 1 + rng() % 97);
+        f[i] += add;
+        left -= add;
+      }
+      for (int x : f) rate.context_frequencies.push_back(static_cast<std::uint16_t>(x));
+    }
+  return rate;
+}
+
+TEST(ContextCoding, RoundTripsAndBeatsRawOnPredictableFeatures) {
+  FeatureCodec codec;
+  BottleneckSpec b;
+  b.channels = 8;
+  b.height = 7;
+  b.width = 7;
+  for (int bits : {1, 2, 3, 4}) {
+    for (int channels : {1, 4, 8}) {
+      Rate rate = ContextRate(bits, channels, bits * 10 + channels);
+      std::mt19937 rng(bits + channels);
+      for (int trial = 0; trial < 20; ++trial) {
+        std::vector<float> z(b.Elements());
+        for (auto& x : z) x = std::uniform_real_distribution<float>(0, 1)(rng);
+        auto e = codec.Encode(z, b, rate);
+        ASSERT_TRUE(e.ok());
+        auto d = codec.Decode(e->coding, e->payload, b, rate);
+        ASSERT_TRUE(d.ok()) << d.status().ToString();
+        for (int i = 0; i < channels * b.ChannelElements(); ++i) {
+          ASSERT_FLOAT_EQ((*d)[i], FeatureCodec::DequantizeValue(
+                                       FeatureCodec::QuantizeValue(z[i], 0, 1, bits), 0, 1, bits))
+              << "bits " << bits << " channels " << channels;
+        }
+      }
+    }
+  }
+  // A smooth map (one value everywhere) is what the tables predict well: the
+  // context coder must win over raw bits and zstd.
+  Rate rate{"2b", 2, 8};
+  const int s = rate.Symbols();
+  for (int c = 0; c < 8; ++c)
+    for (int k = 0; k < rate.Contexts(); ++k)
+      for (int i = 0; i < s; ++i) rate.context_frequencies.push_back(i == 0 ? 4096 - (s - 1) : 1);
+  std::vector<float> zeros(b.Elements(), 0.0f);
+  auto e = codec.Encode(zeros, b, rate);
+  ASSERT_TRUE(e.ok());
+  EXPECT_EQ(e->coding, Coding::kContext);
+  EXPECT_LT(e->payload.size(), 8u);
+  auto d = codec.Decode(e->coding, e->payload, b, rate);
+  ASSERT_TRUE(d.ok());
+  EXPECT_EQ(*d, zeros);
+}
+
+TEST(ContextCoding, HostilePayloadsNeverCrash) {
+  FeatureCodec codec;
+  BottleneckSpec b;
+  b.channels = 8;
+  b.height = 7;
+  b.width = 7;
+  Rate rate = ContextRate(2, 8, 5);
+  std::mt19937 rng(9);
+  for (int trial = 0; trial < 500; ++trial) {
+    std::vector<std::uint8_t> junk(1 + rng() % 100);
+    for (auto& x : junk) x = static_cast<std::uint8_t>(rng());
+    auto d = codec.Decode(Coding::kContext, junk, b, rate);
+    if (d.ok()) {
+      EXPECT_EQ(d->size(), static_cast<size_t>(b.Elements()));
+    }
+  }
+  EXPECT_FALSE(codec.Decode(Coding::kContext, std::vector<std::uint8_t>(500, 1), b, rate).ok());
+  Rate no_model{"2b", 2, 8};
+  EXPECT_FALSE(codec.Decode(Coding::kContext, std::vector<std::uint8_t>(10, 1), b, no_model).ok());
+}
+
+}  // namespace
+}  // namespace deepcut::splitnet

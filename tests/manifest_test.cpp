@@ -124,6 +124,45 @@ TEST_F(ManifestTest, RefusesEachInconsistency) {
   ExpectRefused(j, "files.head");
 }
 
+TEST_F(ManifestTest, ReadsAndChecksTheEntropyModel) {
+  auto j = ValidManifest();
+  // 2b-4c: 4 channels x 25 contexts x 4 symbols.
+  json table = json::array();
+  for (int c = 0; c < 4; ++c) {
+    json contexts = json::array();
+    for (int k = 0; k < 25; ++k) contexts.push_back({4000, 32, 32, 32});
+    table.push_back(contexts);
+  }
+  j["entropy_model"] = {{"kind", "left-up-context/1"}, {"total_bits", 12},
+                        {"rates", {{"2b-4c", table}}}};
+  auto m = Parse(j);
+  ASSERT_TRUE(m.ok()) << m.status().ToString();
+  EXPECT_EQ(m->rates[1].context_frequencies.size(), 4u * 25 * 4);
+  EXPECT_TRUE(m->rates[0].context_frequencies.empty());
+  // The tables are part of the fingerprint.
+  auto plain = Parse(ValidManifest());
+  EXPECT_NE(m->fingerprint, plain->fingerprint);
+
+  auto bad = j;
+  bad["entropy_model"]["rates"]["2b-4c"][0][3] = {4000, 32, 32, 31};
+  ExpectRefused(bad, "sum to 4096");
+  bad = j;
+  bad["entropy_model"]["rates"]["2b-4c"][1][0] = {4096, 0, 0, 0};
+  ExpectRefused(bad, "[1, 4096]");
+  bad = j;
+  bad["entropy_model"]["rates"]["2b-4c"].erase(3);
+  ExpectRefused(bad, "one table per channel");
+  bad = j;
+  bad["entropy_model"]["rates"]["8b"] = table;
+  ExpectRefused(bad, "at most 4 bits");
+  bad = j;
+  bad["entropy_model"]["rates"]["nope"] = table;
+  ExpectRefused(bad, "no such rate");
+  bad = j;
+  bad["entropy_model"]["kind"] = "magic";
+  ExpectRefused(bad, "entropy_model.kind");
+}
+
 TEST_F(ManifestTest, RefusesInvalidJsonAndMissingFile) {
   auto m = ParseManifest("{ not json", dir_);
   ASSERT_FALSE(m.ok());

@@ -96,7 +96,7 @@ TEST(Protocol, RefusesEachMalformedField) {
   ExpectRefused(WithField(4, 256), "rate");
   ExpectRefused(WithField(4, 1.5), "rate");
   ExpectRefused(WithField(5, 10'000'000), "deadline_ms");
-  ExpectRefused(WithField(6, 5), "coding");
+  ExpectRefused(WithField(6, 3), "coding");
   ExpectRefused(WithField(7, std::string("abc")), "payload");
   ExpectRefused(WithField(7, std::vector<char>{}), "payload");
 }

@@ -155,7 +155,7 @@ Result<Request> DecodeRequest(std::span<const std::uint8_t> bytes) {
   r.model = static_cast<std::uint32_t>(f.Int(3, "model", 0, UINT32_MAX));
   r.rate_index = static_cast<int>(f.Int(4, "rate", 0, 255));
   r.deadline_ms = static_cast<std::uint32_t>(f.Int(5, "deadline_ms", 0, kMaxDeadlineMs));
-  r.coding = static_cast<int>(f.Int(6, "coding", 0, 1));
+  r.coding = static_cast<int>(f.Int(6, "coding", 0, 2));
   r.payload = f.Bin(7, "payload");
   if (!f.status().ok()) return f.status();
   if (r.payload.empty()) return InvalidArgument("request field 'payload' is empty");

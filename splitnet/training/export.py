@@ -13,11 +13,13 @@ CV_SAFE_OPS = {"Conv", "BatchNormalization", "Relu", "Sigmoid", "MaxPool", "Glob
 
 
 def exit_with_temperature(exit_module, temperature):
-    """Copy of the exit whose last Linear is scaled by 1/T (logits / T, no extra graph op)."""
+    """Copy of the exit whose output (last registered) Linear is scaled by 1/T (logits / T, no extra graph op)."""
+    from model import output_linear
     m = copy.deepcopy(exit_module).eval()
+    last = output_linear(m)
     with torch.no_grad():
-        m.fc2.weight.div_(temperature)
-        m.fc2.bias.div_(temperature)
+        last.weight.div_(temperature)
+        last.bias.div_(temperature)
     return m
 
 

@@ -35,9 +35,9 @@ def quantise(x, bits, lo=0.0, hi=1.0):
     return lo + q * (hi - lo) / levels
 
 
-def apply_rate(z, bits, channels, fill=0.0):
-    """Quantise/dequantise z [N,C,h,w] at `bits` and replace channels >= `channels` by fill."""
-    zq = quantise(z, bits)
+def apply_rate(z, bits, channels, fill=0.0, lo=0.0, hi=1.0):
+    """Quantise/dequantise z [N,C,h,w] at `bits` over [lo,hi] and replace channels >= `channels` by fill."""
+    zq = quantise(z, bits, lo, hi)
     if channels < z.shape[1]:
         zq = zq.clone()
         zq[:, channels:] = fill
@@ -103,9 +103,10 @@ class Tail(nn.Module):
 
 
 class Exit(nn.Module):
-    """Small early-exit classifier on the bottleneck: 1x1 conv + two FC layers.
+    """Small early-exit classifier on the bottleneck: 1x1 conv + two FC layers (`mlp`).
 
-    `temperature` divides the logits; export folds it into the last Gemm's weights.
+    Every exit's last registered nn.Linear is its output layer: export divides that layer's
+    weights by the fitted temperature (logits / T, no extra graph op).
     """
 
     def __init__(self, in_ch=8, mid=16, hw=7, hidden=64, num_classes=10, dropout=0.2):
@@ -121,14 +122,62 @@ class Exit(nn.Module):
         return self.fc2(self.drop(self.act(self.fc1(x))))
 
 
+class LinearExit(nn.Module):
+    """`linear` exit: Flatten(C*h*w) -> Linear(num_classes); a single Gemm in ONNX."""
+
+    def __init__(self, in_ch=8, hw=7, num_classes=10):
+        super().__init__()
+        self.fc = nn.Linear(in_ch * hw * hw, num_classes)
+
+    def forward(self, z):
+        return self.fc(torch.flatten(z, 1))
+
+
+class PoolExit(nn.Module):
+    """`pool` exit: 1x1 conv (C -> mid) + BN + ReLU -> Flatten -> Linear(num_classes)."""
+
+    def __init__(self, in_ch=8, mid=16, hw=7, num_classes=10):
+        super().__init__()
+        self.conv = conv_bn_relu(in_ch, mid, k=1)
+        self.fc = nn.Linear(mid * hw * hw, num_classes)
+
+    def forward(self, z):
+        return self.fc(torch.flatten(self.conv(z), 1))
+
+
+EXIT_KINDS = ("mlp", "linear", "pool")
+
+
+def make_exit(kind, in_ch, hw=7, num_classes=10, mid=16, hidden=64):
+    if kind == "mlp":
+        return Exit(in_ch, mid, hw, hidden, num_classes)
+    if kind == "linear":
+        return LinearExit(in_ch, hw, num_classes)
+    if kind == "pool":
+        return PoolExit(in_ch, mid, hw, num_classes)
+    raise ValueError(f"unknown exit kind {kind!r}; known: {', '.join(EXIT_KINDS)}")
+
+
+def output_linear(module):
+    """The last nn.Linear registered in `module` (an exit's output layer)."""
+    linears = [m for m in module.modules() if isinstance(m, nn.Linear)]
+    if not linears:
+        raise ValueError("module has no nn.Linear")
+    return linears[-1]
+
+
 class SplitNet(nn.Module):
+    """Head + tail + exit. bottleneck=None is the no-bottleneck baseline: the head outputs its
+    last ReLU map [N,head_w2,7,7] and the tail and exit take head_w2 channels."""
+
     def __init__(self, bottleneck=8, head_w1=32, head_w2=64, tail_width=128, tail_blocks=1,
-                 exit_mid=16, exit_hidden=64, num_classes=10):
+                 exit_mid=16, exit_hidden=64, num_classes=10, exit_kind="mlp"):
         super().__init__()
         self.bottleneck = bottleneck
         self.head = Head(1, head_w1, head_w2, bottleneck)
-        self.tail = Tail(bottleneck, tail_width, tail_blocks, num_classes)
-        self.exit = Exit(bottleneck, exit_mid, 7, exit_hidden, num_classes)
+        self.channels = self.head.out_channels
+        self.tail = Tail(self.channels, tail_width, tail_blocks, num_classes)
+        self.exit = make_exit(exit_kind, self.channels, 7, num_classes, exit_mid, exit_hidden)
 
     def forward(self, x, rate=None):
         """Eval-style forward: tail on features coded at `rate` (None = float)."""

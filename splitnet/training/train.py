@@ -3,6 +3,8 @@
 
 Example (the committed package):
   /usr/bin/python3 splitnet/training/train.py --out models/fmnist --epochs 20 --seed 1
+No-bottleneck baseline (full-precision features, for the rate-accuracy comparison):
+  /usr/bin/python3 splitnet/training/train.py --baseline --out models/fmnist-baseline --epochs 18 --seed 1
 
 The package (manifest.json, head.onnx, exit.onnx, tail.onnx) follows docs/model-package.md.
 It is built in a temporary sibling directory and renamed into place only once everything
@@ -26,10 +28,13 @@ import torch.nn.functional as F
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import data  # noqa: E402
 import export  # noqa: E402
-from model import ALL_RATES, RATES_BY_NAME, SplitNet, apply_rate, ste_mixed_rates  # noqa: E402
+from model import ALL_RATES, EXIT_KINDS, RATES_BY_NAME, Rate, SplitNet, apply_rate, ste_mixed_rates  # noqa: E402
 
 REQUIRED_RATES = ("8b", "4b", "2b")
 FEATURE_HW = 7
+BOTTLENECK_CHANNELS = 8
+# Baseline: bottleneck.max is a round number >= this percentile of the validation features.
+BASELINE_MAX_PERCENTILE = 99.99
 
 
 def parse_args(argv=None):
@@ -63,6 +68,18 @@ def parse_args(argv=None):
     p.add_argument("--head-width", default="32,64", help="head conv widths w1,w2")
     p.add_argument("--tail-width", type=int, default=128, help="tail conv width")
     p.add_argument("--tail-blocks", type=int, default=1, help="residual blocks in the tail")
+    p.add_argument("--exit-kind", choices=EXIT_KINDS, default="mlp",
+                   help="exit classifier: mlp = 1x1 conv(16)+BN+ReLU, FC(64), FC; "
+                        "linear = Flatten, FC (one Gemm); pool = 1x1 conv(16)+BN+ReLU, Flatten, FC")
+    p.add_argument("--exit-detach", action="store_true",
+                   help="train the exit on detached features: its loss does not reach the head, "
+                        "so the features are shaped by the tail only")
+    p.add_argument("--baseline", action="store_true",
+                   help="no-bottleneck baseline: head = plain feature extractor (last ReLU map, "
+                        "64x7x7), tail on full-precision features, no quantisation or channel "
+                        "dropout, exit trained on detached features; one rate 8b over all channels")
+    p.add_argument("--name", default=None,
+                   help="manifest name (default: fmnist-split, or fmnist-baseline with --baseline)")
     p.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     p.add_argument("--no-verify-cv2", action="store_true", help="skip the OpenCV dnn load/compare check")
     return p.parse_args(argv)
@@ -72,9 +89,25 @@ def rate_cost_bytes(rate):
     return rate.bits * rate.channels * FEATURE_HW * FEATURE_HW / 8.0
 
 
+def nice_ceil(v):
+    """Smallest multiple of half a power of ten that is >= v (7.3 -> 7.5, 13.2 -> 15)."""
+    if v <= 0:
+        return 1.0
+    step = 0.5 * 10.0 ** np.floor(np.log10(v))
+    return float(round(np.ceil(v / step - 1e-9) * step, 10))
+
+
 @torch.no_grad()
-def evaluate(model, x, y, rates, batch_size=250):
-    """Accuracy of the tail at each rate (and float) and of the exit; also exit logits."""
+def head_features(model, x, batch_size=500):
+    model.eval()
+    return torch.cat([model.head(x[i:i + batch_size]) for i in range(0, len(x), batch_size)])
+
+
+@torch.no_grad()
+def evaluate(model, x, y, rates, batch_size=250, lo=0.0, hi=1.0):
+    """Accuracy of the tail at each rate (and float) and of the exit; also exit logits.
+
+    Rates quantise over the bottleneck range [lo, hi] (the codec of docs/model-package.md)."""
     model.eval()
     correct = {r.name: 0 for r in rates}
     correct["float"] = 0
@@ -84,7 +117,8 @@ def evaluate(model, x, y, rates, batch_size=250):
         z = model.head(xb)
         correct["float"] += int((model.tail(z).argmax(1) == yb).sum())
         for r in rates:
-            correct[r.name] += int((model.tail(apply_rate(z, r.bits, r.channels)).argmax(1) == yb).sum())
+            correct[r.name] += int((model.tail(apply_rate(z, r.bits, r.channels, lo=lo, hi=hi))
+                                    .argmax(1) == yb).sum())
         exit_logits.append(model.exit(z))
     acc = {k: v / len(x) for k, v in correct.items()}
     exit_logits = torch.cat(exit_logits)
@@ -166,13 +200,16 @@ def main(argv=None):
     torch.manual_seed(args.seed)
     gen = torch.Generator().manual_seed(args.seed)
 
+    baseline = args.baseline
+    exit_detach = args.exit_detach or baseline
+    manifest_name = args.name or ("fmnist-baseline" if baseline else "fmnist-split")
     rates = []
-    for name in [s.strip() for s in args.rates.split(",") if s.strip()]:
-        if name not in RATES_BY_NAME:
-            sys.exit(f"unknown rate {name!r}; known: {', '.join(RATES_BY_NAME)}")
-        rates.append(RATES_BY_NAME[name])
+    for rname in ([] if baseline else [s.strip() for s in args.rates.split(",") if s.strip()]):
+        if rname not in RATES_BY_NAME:
+            sys.exit(f"unknown rate {rname!r}; known: {', '.join(RATES_BY_NAME)}")
+        rates.append(RATES_BY_NAME[rname])
     missing = [n for n in REQUIRED_RATES if n not in {r.name for r in rates}]
-    if missing:
+    if missing and not baseline:
         sys.exit(f"rates {missing} are required")
     rates.sort(key=lambda r: -rate_cost_bytes(r))
 
@@ -189,8 +226,12 @@ def main(argv=None):
           f"threads {args.threads}  torch {torch.__version__}", flush=True)
 
     w1, w2 = (int(v) for v in args.head_width.split(","))
-    model = SplitNet(bottleneck=8, head_w1=w1, head_w2=w2, tail_width=args.tail_width,
-                     tail_blocks=args.tail_blocks)
+    model = SplitNet(bottleneck=None if baseline else BOTTLENECK_CHANNELS, head_w1=w1, head_w2=w2,
+                     tail_width=args.tail_width, tail_blocks=args.tail_blocks, exit_kind=args.exit_kind)
+    model_kind = "baseline" if baseline else "split"
+    print(f"model: {model_kind}, features {model.channels}x{FEATURE_HW}x{FEATURE_HW}, tail width "
+          f"{args.tail_width} x {args.tail_blocks} block(s), exit {args.exit_kind}"
+          f"{' (detached)' if exit_detach else ''}", flush=True)
     n_params = {k: sum(p.numel() for p in getattr(model, k).parameters()) for k in ("head", "exit", "tail")}
     print("params: " + "  ".join(f"{k} {v:,}" for k, v in n_params.items()), flush=True)
 
@@ -211,9 +252,11 @@ def main(argv=None):
         for xb, yb in data.batches(xtr, ytr, args.batch_size, shuffle=True, generator=gen):
             xb = data.augment(xb, generator=gen)
             z = model.head(xb)
-            zt = ste_mixed_rates(z, rates, args.p_float, generator=gen)
+            # Baseline: the tail sees the full-precision features (no quantisation/dropout).
+            zt = z if baseline else ste_mixed_rates(z, rates, args.p_float, generator=gen)
             l_tail = F.cross_entropy(model.tail(zt), yb, label_smoothing=args.label_smoothing)
-            l_exit = F.cross_entropy(model.exit(z), yb, label_smoothing=args.label_smoothing)
+            l_exit = F.cross_entropy(model.exit(z.detach() if exit_detach else z), yb,
+                                     label_smoothing=args.label_smoothing)
             loss = l_tail + args.exit_weight * l_exit
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -226,7 +269,7 @@ def main(argv=None):
             tot["exit"] += float(l_exit) * n
         t_ep = time.time() - t0
         acc, _ = evaluate(model, xva, yva, rates)
-        score = float(np.mean([acc[r.name] for r in rates]))
+        score = float(np.mean([acc[r.name] for r in rates])) if rates else acc["float"]
         history.append({"epoch": epoch, **{k: v / seen for k, v in tot.items()}, "val": acc, "seconds": t_ep})
         mark = ""
         if score > best_score:
@@ -239,11 +282,34 @@ def main(argv=None):
     model.load_state_dict(best_state)
     model.eval()
     print(f"training done in {train_seconds / 60:.1f} min; using epoch {best_epoch} "
-          f"(best mean validation accuracy over rates {100 * best_score:.2f}%)", flush=True)
+          f"(best {'float' if baseline else 'mean'} validation accuracy"
+          f"{'' if baseline else ' over rates'} {100 * best_score:.2f}%)", flush=True)
+
+    # --- bottleneck range ----------------------------------------------------------------
+    b_min, b_max, range_info = 0.0, 1.0, None
+    if baseline:
+        # Unbounded ReLU features: the codec range is [0, a round number >= the 99.99th
+        # percentile on validation]; the codec clamps the rare larger values.
+        fva = head_features(model, xva)
+        pct = float(np.percentile(fva.numpy(), BASELINE_MAX_PERCENTILE))
+        b_max = nice_ceil(pct)
+        fte = head_features(model, xte)
+        range_info = {"percentile": BASELINE_MAX_PERCENTILE, "validation_percentile_value": round(pct, 4),
+                      "validation_max": round(float(fva.max()), 4),
+                      "validation_fraction_above_max": round(float((fva > b_max).float().mean()), 8),
+                      "test_max": round(float(fte.max()), 4),
+                      "test_fraction_above_max": round(float((fte > b_max).float().mean()), 8)}
+        del fva, fte
+        rates = [Rate("8b", 8, model.channels)]
+        print(f"baseline features: validation {BASELINE_MAX_PERCENTILE}th percentile {pct:.4f} -> "
+              f"bottleneck.max {b_max:g}; validation max {range_info['validation_max']:.3f}, "
+              f"{100 * range_info['validation_fraction_above_max']:.4f}% of values above; test max "
+              f"{range_info['test_max']:.3f}, {100 * range_info['test_fraction_above_max']:.4f}% above",
+              flush=True)
 
     # --- validation: rate choice, temperature, calibration -----------------------------
-    val_acc, val_exit_logits = evaluate(model, xva, yva, rates)
-    offered, dropped = (rates, []) if args.keep_dominated else prune_dominated(rates, val_acc)
+    val_acc, val_exit_logits = evaluate(model, xva, yva, rates, lo=b_min, hi=b_max)
+    offered, dropped = (rates, []) if (args.keep_dominated or baseline) else prune_dominated(rates, val_acc)
     for r in dropped:
         print(f"dropping rate {r.name}: another rate is as accurate at no higher cost (validation)")
     if args.default_rate == "auto":
@@ -263,7 +329,7 @@ def main(argv=None):
     bins = calibration_bins(conf, wrong, args.calib_bins)
 
     # --- test metrics ---------------------------------------------------------------
-    test_acc, _ = evaluate(model, xte, yte, offered)
+    test_acc, _ = evaluate(model, xte, yte, offered, lo=b_min, hi=b_max)
 
     # --- export into a temporary sibling directory, verify, then swap into place -------
     out = os.path.abspath(args.out)
@@ -279,7 +345,7 @@ def main(argv=None):
         ex_img = xva[:8].clone()
         with torch.no_grad():
             ex_feat = model.head(ex_img)
-        ex_tail_in = apply_rate(ex_feat, default.bits, default.channels)
+        ex_tail_in = apply_rate(ex_feat, default.bits, default.channels, lo=b_min, hi=b_max)
         export.export_onnx(model.head, ex_img, os.path.join(tmp, files["head"]), "image", "features")
         export.export_onnx(exit_export, ex_feat, os.path.join(tmp, files["exit"]), "features", "logits")
         export.export_onnx(model.tail, ex_tail_in, os.path.join(tmp, files["tail"]), "features", "logits")
@@ -298,11 +364,13 @@ def main(argv=None):
             # End to end through OpenCV at the default rate on test images.
             n_e2e = min(1000, len(xte))
             feats = export.cv2_forward(os.path.join(tmp, files["head"]), xte[:n_e2e].numpy())
-            feats_q = apply_rate(torch.from_numpy(feats), default.bits, default.channels).numpy()
+            feats_q = apply_rate(torch.from_numpy(feats), default.bits, default.channels,
+                                 lo=b_min, hi=b_max).numpy()
             cv_pred = export.cv2_forward(os.path.join(tmp, files["tail"]), feats_q).argmax(1)
             with torch.no_grad():
                 z = model.head(xte[:n_e2e])
-                pt_pred = model.tail(apply_rate(z, default.bits, default.channels)).argmax(1).numpy()
+                pt_pred = model.tail(apply_rate(z, default.bits, default.channels,
+                                                lo=b_min, hi=b_max)).argmax(1).numpy()
             agree = float((cv_pred == pt_pred).mean())
             verify["e2e_agreement"] = agree
             if agree < 0.99:
@@ -310,23 +378,28 @@ def main(argv=None):
 
         manifest = {
             "format": "deepcut-model/1",
-            "name": "fmnist-split",
+            "name": manifest_name,
             "files": files,
             "input": {"channels": 1, "height": 28, "width": 28, "layout": "NCHW",
                       "scale": data.SCALE, "mean": [data.MEAN], "std": [data.STD]},
-            "bottleneck": {"channels": 8, "height": FEATURE_HW, "width": FEATURE_HW,
-                           "min": 0.0, "max": 1.0, "fill": 0.0},
+            "bottleneck": {"channels": model.channels, "height": FEATURE_HW, "width": FEATURE_HW,
+                           "min": b_min, "max": b_max, "fill": 0.0},
             "rates": [{"name": r.name, "bits": r.bits, "channels": r.channels} for r in offered],
             "default_rate": default.name,
             "classes": data.CLASSES,
             "exit_calibration": {"bins": bins},
             "provenance": {
                 "dataset": "fashion-mnist (Debian dataset-fashion-mnist)",
+                "kind": model_kind,
                 "seed": args.seed,
                 "command": command,
                 "created": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
                 "torch_version": torch.__version__,
                 "exit_temperature": round(temperature, 6),
+                "architecture": {"head_width": [w1, w2], "bottleneck": model.bottleneck,
+                                 "tail_width": args.tail_width, "tail_blocks": args.tail_blocks,
+                                 "exit_kind": args.exit_kind, "exit_detach": exit_detach,
+                                 "parameters": n_params},
                 "epochs": epochs,
                 "best_epoch": best_epoch,
                 "training_seconds": round(train_seconds, 1),
@@ -338,9 +411,12 @@ def main(argv=None):
                     "validation_images": len(xva),
                     "validation_tail_accuracy": {r.name: round(val_acc[r.name], 4) for r in offered},
                     "validation_exit_accuracy": round(val_acc["exit"], 4),
+                    "validation_float_tail_accuracy": round(val_acc["float"], 4),
                 },
             },
         }
+        if range_info is not None:
+            manifest["provenance"]["bottleneck_range"] = range_info
         with open(os.path.join(tmp, "manifest.json"), "w") as f:
             json.dump(manifest, f, indent=2)
             f.write("\n")
@@ -367,7 +443,7 @@ def main(argv=None):
     for r in dropped:
         print(f"{r.name:8s} {r.bits:4d} {r.channels:3d} {rate_cost_bytes(r):9.1f} "
               f"{fmt_pct(val_acc[r.name]):>8s} {'':>8s}   (dropped)")
-    print(f"{'float':8s} {'32':>4s} {8:3d} {8 * 4 * 49:9.1f} {fmt_pct(val_acc['float']):>8s} "
+    print(f"{'float':8s} {'32':>4s} {model.channels:3d} {model.channels * 4 * 49:9.1f} {fmt_pct(val_acc['float']):>8s} "
           f"{fmt_pct(test_acc['float']):>8s}")
     print(f"{'exit':8s} {'':4s} {'':3s} {'0':>9s} {fmt_pct(val_acc['exit']):>8s} {fmt_pct(test_acc['exit']):>8s}")
     print(f"\nexit calibration (validation, T={temperature:.3f}):")
