@@ -114,8 +114,8 @@ void ContextDecode(std::span<const std::uint8_t> payload, const BottleneckSpec& 
         rate.context_frequencies.data() + static_cast<size_t>(c) * rate.Contexts() * symbols;
     for (int y = 0; y < b.height; ++y)
       for (int x = 0; x < b.width; ++x)
-        channel[y * b.width + x] = static_cast<std::uint32_t>(decoder.Decode(
-            tables + ContextOf(channel, y, x, b.width, symbols) * symbols, symbols));
+        channel[y * b.width + x] = static_cast<std::uint32_t>(
+            decoder.Decode(tables + ContextOf(channel, y, x, b.width, symbols) * symbols, symbols));
   }
 }
 
@@ -146,8 +146,8 @@ Result<EncodedFeatures> FeatureCodec::Encode(std::span<const float> features,
   out.payload = std::move(packed);
   if (allow_zstd_) {
     std::vector<std::uint8_t> z(ZSTD_compressBound(out.payload.size()));
-    size_t n = ZSTD_compress2(zstd_->cctx, z.data(), z.size(), out.payload.data(),
-                              out.payload.size());
+    size_t n =
+        ZSTD_compress2(zstd_->cctx, z.data(), z.size(), out.payload.data(), out.payload.size());
     if (ZSTD_isError(n)) return Internal(std::string("zstd compress: ") + ZSTD_getErrorName(n));
     if (n < out.payload.size()) {
       z.resize(n);

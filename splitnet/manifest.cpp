@@ -100,11 +100,13 @@ Status ParseCalibration(const json& root, Manifest& m) {
   return Status::Ok();
 }
 
-// {"kind": "left-up-context/1", "total_bits": 12, "rates": {"2b": [[[f, ...] x contexts] x channels]}}
+// {"kind": "left-up-context/1", "total_bits": 12, "rates": {"2b": [[[f, ...] x contexts] x
+// channels]}}
 Status ParseEntropyModel(const json& e, Manifest& m) {
   ASSIGN_OR_RETURN(std::string kind, GetString(e, "entropy_model", "kind"));
   if (kind != "left-up-context/1")
-    return InvalidArgument("entropy_model.kind '" + kind + "' is unknown (this runtime reads left-up-context/1)");
+    return InvalidArgument("entropy_model.kind '" + kind +
+                           "' is unknown (this runtime reads left-up-context/1)");
   ASSIGN_OR_RETURN(int total_bits, GetInt(e, "entropy_model", "total_bits", 1, 16));
   if (total_bits != 12) return InvalidArgument("entropy_model.total_bits must be 12");
   ASSIGN_OR_RETURN(const json* rates, Member(e, "entropy_model", "rates"));
@@ -114,7 +116,8 @@ Status ParseEntropyModel(const json& e, Manifest& m) {
     const int index = m.RateIndex(name);
     if (index < 0) return InvalidArgument(path + ": no such rate");
     Rate& rate = m.rates[index];
-    if (rate.bits > 4) return InvalidArgument(path + ": context models are for rates of at most 4 bits");
+    if (rate.bits > 4)
+      return InvalidArgument(path + ": context models are for rates of at most 4 bits");
     if (!tables.is_array() || static_cast<int>(tables.size()) != rate.channels)
       return InvalidArgument(path + " must hold one table per channel sent (" +
                              std::to_string(rate.channels) + ")");
@@ -133,7 +136,8 @@ Status ParseEntropyModel(const json& e, Manifest& m) {
           sum += f.get<int>();
           rate.context_frequencies.push_back(static_cast<std::uint16_t>(f.get<int>()));
         }
-        if (sum != 4096) return InvalidArgument(path + ": a context's frequencies must sum to 4096");
+        if (sum != 4096)
+          return InvalidArgument(path + ": a context's frequencies must sum to 4096");
       }
     }
   }

@@ -5,7 +5,9 @@
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <opencv2/imgproc.hpp>
 
+#include "splitnet/feature_codec.h"
 #include "splitnet/split_model.h"
 
 namespace deepcut::splitnet {
@@ -133,8 +135,8 @@ TEST_F(ManifestTest, ReadsAndChecksTheEntropyModel) {
     for (int k = 0; k < 25; ++k) contexts.push_back({4000, 32, 32, 32});
     table.push_back(contexts);
   }
-  j["entropy_model"] = {{"kind", "left-up-context/1"}, {"total_bits", 12},
-                        {"rates", {{"2b-4c", table}}}};
+  j["entropy_model"] = {
+      {"kind", "left-up-context/1"}, {"total_bits", 12}, {"rates", {{"2b-4c", table}}}};
   auto m = Parse(j);
   ASSERT_TRUE(m.ok()) << m.status().ToString();
   EXPECT_EQ(m->rates[1].context_frequencies.size(), 4u * 25 * 4);
@@ -195,6 +197,21 @@ TEST(ModelPackage, CommittedPackageLoadsAndRuns) {
   ASSERT_TRUE(tail.ok());
   ASSERT_EQ(tail->size(), 3u);
   EXPECT_EQ((*tail)[0].class_id, (*tail)[2].class_id);
+  // The committed package has a learned context model: real features code
+  // smaller with it than as raw bits, and decode exactly.
+  FeatureCodec codec;
+  const int r2 = m->RateIndex("2b");
+  ASSERT_GE(r2, 0);
+  ASSERT_FALSE(m->rates[r2].context_frequencies.empty());
+  cv::Mat shirt(28, 28, CV_8UC1, cv::Scalar(0));
+  cv::rectangle(shirt, cv::Rect(6, 4, 16, 20), cv::Scalar(200), cv::FILLED);
+  auto zs = (*model)->RunHead(*(*model)->Preprocess(shirt));
+  auto e = codec.Encode(*zs, m->bottleneck, m->rates[r2]);
+  ASSERT_TRUE(e.ok());
+  EXPECT_EQ(e->coding, Coding::kContext);
+  EXPECT_LT(e->payload.size(), FeatureCodec::PackedBytes(m->bottleneck, m->rates[r2]));
+  auto d = codec.Decode(e->coding, e->payload, m->bottleneck, m->rates[r2]);
+  ASSERT_TRUE(d.ok());
   // A color image of another size is converted and resized.
   cv::Mat color(50, 40, CV_8UC3, cv::Scalar(10, 200, 30));
   EXPECT_TRUE((*model)->Preprocess(color).ok());
