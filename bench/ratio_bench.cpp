@@ -27,6 +27,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <sstream>
 #include <nlohmann/json.hpp>
 #include <thread>
 #include <zmq.hpp>
@@ -94,6 +95,19 @@ class CloudProcess {
     std::filesystem::remove(ready_);
   }
   const std::string& endpoint() const { return endpoint_; }
+  // User+system CPU seconds the cloud process has used so far (/proc/PID/stat).
+  double CpuSeconds() const {
+    std::ifstream in("/proc/" + std::to_string(pid_) + "/stat");
+    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    std::istringstream fields(text.substr(text.rfind(')') + 2));
+    std::string field;
+    double utime = 0, stime = 0;
+    for (int i = 3; i <= 15 && fields >> field; ++i) {
+      if (i == 14) utime = std::stod(field);
+      if (i == 15) stime = std::stod(field);
+    }
+    return (utime + stime) / static_cast<double>(sysconf(_SC_CLK_TCK));
+  }
 
  private:
   pid_t pid_ = -1;
@@ -188,6 +202,7 @@ json CloudEfficiency(const std::string& cloud_bin, const std::string& model_dir,
   std::vector<std::vector<float>> features;
   auto requests = Requests(m, frames, &features);
   double served_fps = 0, bare_fps = 0, batch_sum = 0;
+  double served_cpu = 0, served_frames = 0, bare_cpu = 0, bare_frames = 0;
   long batch_n = 0;
   const int edges = 4, window = 16;
   for (int r = 0; r < rounds; ++r) {
@@ -210,7 +225,7 @@ json CloudEfficiency(const std::string& cloud_bin, const std::string& model_dir,
         for (int w = 0; w < window; ++w) send(e);
       // Warm up, then count replies over a fixed wall time.
       long replies = 0;
-      double start = 0;
+      double start = 0, cpu_start = 0;
       const double warm_until = WallSeconds() + 0.5;
       while (true) {
         zmq::poll(items.data(), items.size(), std::chrono::milliseconds(100));
@@ -227,10 +242,15 @@ json CloudEfficiency(const std::string& cloud_bin, const std::string& model_dir,
           }
         }
         const double now = WallSeconds();
-        if (start == 0 && now >= warm_until) start = now;
+        if (start == 0 && now >= warm_until) {
+          start = now;
+          cpu_start = cloud.CpuSeconds();
+        }
         if (start > 0 && now - start >= seconds) break;
       }
       served_fps += replies / (WallSeconds() - start);
+      served_cpu += cloud.CpuSeconds() - cpu_start;
+      served_frames += replies;
     }
     // Bare tail inference: the same threads, the batch size the cloud used.
     const int batch = std::max(1, static_cast<int>(std::lround(batch_sum / std::max(1L, batch_n))));
@@ -252,14 +272,23 @@ json CloudEfficiency(const std::string& cloud_bin, const std::string& model_dir,
         }
       });
     }
-    const double t0 = WallSeconds();
+    const double t0 = WallSeconds(), cpu0 = ProcessCpuSeconds();
     for (auto& w : workers) w.join();
     bare_fps += done / (WallSeconds() - t0);
+    bare_cpu += ProcessCpuSeconds() - cpu0;
+    bare_frames += done;
     Log("bench: cloud efficiency round %s done\n", std::to_string(r + 1));
   }
   return {{"served_fps", served_fps / rounds},
           {"bare_tail_fps", bare_fps / rounds},
           {"ratio", served_fps / bare_fps},
+          // Frames per CPU-second of the whole cloud process (socket thread, workers,
+          // ZeroMQ I/O) vs of bare tail threads: immune to the load generator
+          // sharing the machine's cores with the cloud.
+          {"served_frames_per_cpu_second", served_frames / std::max(1e-9, served_cpu)},
+          {"bare_frames_per_cpu_second", bare_frames / std::max(1e-9, bare_cpu)},
+          {"cpu_ratio", (served_frames / std::max(1e-9, served_cpu)) /
+                            (bare_frames / std::max(1e-9, bare_cpu))},
           {"goal", ">= 0.9"},
           {"threads", threads},
           {"edges", edges},

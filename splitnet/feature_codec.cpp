@@ -144,7 +144,10 @@ Result<EncodedFeatures> FeatureCodec::Encode(std::span<const float> features,
   EncodedFeatures out;
   out.coding = Coding::kRaw;
   out.payload = std::move(packed);
-  if (allow_zstd_) {
+  // zstd never beats a fitted context model on a few hundred bytes and costs
+  // most of the encode time, so it is only tried for rates without one.
+  const bool context = allow_context_ && HasContextModel(bottleneck, rate);
+  if (allow_zstd_ && !context) {
     std::vector<std::uint8_t> z(ZSTD_compressBound(out.payload.size()));
     size_t n =
         ZSTD_compress2(zstd_->cctx, z.data(), z.size(), out.payload.data(), out.payload.size());
@@ -155,7 +158,7 @@ Result<EncodedFeatures> FeatureCodec::Encode(std::span<const float> features,
       out.payload = std::move(z);
     }
   }
-  if (allow_context_ && HasContextModel(bottleneck, rate)) {
+  if (context) {
     auto coded = ContextEncode(codes, bottleneck, rate);
     if (coded.size() < out.payload.size()) {
       out.coding = Coding::kContext;
