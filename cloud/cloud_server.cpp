@@ -107,10 +107,19 @@ void CloudServer::WorkerLoop(int index) {
   push.connect(kResultsEndpoint);
   workers_ready_++;
 
+  // A batch's replies go to the socket thread as one multipart message
+  // [identity, reply, identity, reply, ...]: one wake-up per batch, not per frame.
+  std::vector<std::pair<std::string, std::vector<std::uint8_t>>> outbox;
   auto send = [&](const std::string& identity, const transport::Reply& reply) {
-    auto bytes = transport::EncodeReply(reply);
-    push.send(zmq::buffer(identity), zmq::send_flags::sndmore);
-    push.send(zmq::buffer(bytes), zmq::send_flags::none);
+    outbox.emplace_back(identity, transport::EncodeReply(reply));
+  };
+  auto flush = [&] {
+    for (size_t i = 0; i < outbox.size(); ++i) {
+      push.send(zmq::buffer(outbox[i].first), zmq::send_flags::sndmore);
+      push.send(zmq::buffer(outbox[i].second),
+                i + 1 < outbox.size() ? zmq::send_flags::sndmore : zmq::send_flags::none);
+    }
+    outbox.clear();
   };
 
   std::vector<Job> batch;
@@ -164,8 +173,10 @@ void CloudServer::WorkerLoop(int index) {
     {
       std::lock_guard<std::mutex> lock(mutex_);
       stats_.batches++;
-      if (predictions.ok()) stats_.answered += static_cast<std::int64_t>(jobs.size());
-      else stats_.rejected += static_cast<std::int64_t>(jobs.size());
+      if (predictions.ok())
+        stats_.answered += static_cast<std::int64_t>(jobs.size());
+      else
+        stats_.rejected += static_cast<std::int64_t>(jobs.size());
     }
     for (size_t i = 0; i < jobs.size(); ++i) {
       transport::Reply reply;
@@ -189,6 +200,7 @@ void CloudServer::WorkerLoop(int index) {
       }
       send(jobs[i]->identity, reply);
     }
+    flush();
   }
   push.close();
 }
@@ -248,9 +260,14 @@ void CloudServer::Run(const std::atomic<bool>& stop) {
       while (items[1].revents & ZMQ_POLLIN) {
         zmq::message_t identity, reply;
         if (!results_->recv(identity, zmq::recv_flags::dontwait)) break;
-        (void)results_->recv(reply);
-        router_->send(identity, zmq::send_flags::sndmore | zmq::send_flags::dontwait);
-        router_->send(reply, zmq::send_flags::dontwait);
+        for (;;) {
+          (void)results_->recv(reply);
+          const bool more = reply.more();
+          router_->send(identity, zmq::send_flags::sndmore | zmq::send_flags::dontwait);
+          router_->send(reply, zmq::send_flags::dontwait);
+          if (!more) break;
+          (void)results_->recv(identity);
+        }
       }
       for (int i = 0; i < 256 && (items[0].revents & ZMQ_POLLIN); ++i) {
         std::vector<zmq::message_t> parts;
