@@ -75,8 +75,8 @@ transport::Request SampleRequest() {
   auto e = *codec.Encode(Features(), Manifest().bottleneck,
                          Manifest().rates[Manifest().default_rate_index]);
   transport::Request r;
-  r.seq = 123456;
-  r.model = Manifest().fingerprint;
+  r.seq = 12345;
+  r.model = transport::ModelTag(Manifest().fingerprint);
   r.rate_index = Manifest().default_rate_index;
   r.deadline_ms = 200;
   r.coding = static_cast<int>(e.coding);

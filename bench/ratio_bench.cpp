@@ -27,8 +27,8 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
-#include <sstream>
 #include <nlohmann/json.hpp>
+#include <sstream>
 #include <thread>
 #include <zmq.hpp>
 
@@ -185,8 +185,8 @@ std::vector<std::vector<std::uint8_t>> Requests(const splitnet::Manifest& m,
     auto z = *model->RunHead(*model->Preprocess(f.image));
     auto e = *codec.Encode(z, m.bottleneck, rate);
     if (decoded) decoded->push_back(*codec.Decode(e.coding, e.payload, m.bottleneck, rate));
-    transport::Request r{.seq = seq++,
-                         .model = m.fingerprint,
+    transport::Request r{.seq = static_cast<std::uint16_t>(seq++),
+                         .model = transport::ModelTag(m.fingerprint),
                          .rate_index = m.default_rate_index,
                          .deadline_ms = 60000,
                          .coding = static_cast<int>(e.coding),
@@ -287,8 +287,8 @@ json CloudEfficiency(const std::string& cloud_bin, const std::string& model_dir,
           // sharing the machine's cores with the cloud.
           {"served_frames_per_cpu_second", served_frames / std::max(1e-9, served_cpu)},
           {"bare_frames_per_cpu_second", bare_frames / std::max(1e-9, bare_cpu)},
-          {"cpu_ratio", (served_frames / std::max(1e-9, served_cpu)) /
-                            (bare_frames / std::max(1e-9, bare_cpu))},
+          {"cpu_ratio",
+           (served_frames / std::max(1e-9, served_cpu)) / (bare_frames / std::max(1e-9, bare_cpu))},
           {"goal", ">= 0.9"},
           {"threads", threads},
           {"edges", edges},

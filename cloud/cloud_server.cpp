@@ -25,10 +25,10 @@ transport::Reply ErrorReply(std::uint64_t seq, transport::ReplyStatus status, st
 
 // Checks a decoded request against the served model.
 Status CheckAgainstModel(const transport::Request& r, const splitnet::Manifest& m) {
-  if (r.model != m.fingerprint)
-    return InvalidArgument("model fingerprint " + std::to_string(r.model) +
-                           " is not served here (serving '" + m.name + "', fingerprint " +
-                           std::to_string(m.fingerprint) + ")");
+  if (r.model != transport::ModelTag(m.fingerprint))
+    return InvalidArgument("model tag " + std::to_string(r.model) +
+                           " is not served here (serving '" + m.name + "', tag " +
+                           std::to_string(transport::ModelTag(m.fingerprint)) + ")");
   if (r.rate_index < 0 || r.rate_index >= static_cast<int>(m.rates.size()))
     return InvalidArgument("rate index " + std::to_string(r.rate_index) +
                            " is not a rate of model " + m.name);

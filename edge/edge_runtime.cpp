@@ -20,6 +20,7 @@ EdgeRuntime::EdgeRuntime(EdgeOptions options, splitnet::SplitModel& model,
       on_answer_(std::move(on_answer)) {
   const auto& m = model_.manifest();
   rate_index_ = options_.rate.empty() ? m.default_rate_index : m.RateIndex(options_.rate);
+  next_seq_ = options_.first_sequence_number;
 }
 
 Status EdgeRuntime::Validate() const {
@@ -79,8 +80,11 @@ Status EdgeRuntime::ProcessFrame(const SourceFrame& frame, TimeUs capture_us) {
   ASSIGN_OR_RETURN(auto encoded, codec_.Encode(features, m.bottleneck, rate));
 
   transport::Request request;
-  request.seq = next_seq_++;
-  request.model = m.fingerprint;
+  const std::uint64_t seq = next_seq_++;
+  // On the wire the sequence number is taken modulo 2^16: the pending window
+  // spans far fewer requests, so the low bits identify the request.
+  request.seq = static_cast<std::uint16_t>(seq);
+  request.model = transport::ModelTag(m.fingerprint);
   request.rate_index = rate_index;
   const TimeUs left_us = std::max<TimeUs>(0, answer.deadline_us - clock_.NowUs());
   request.deadline_ms =
@@ -100,7 +104,7 @@ Status EdgeRuntime::ProcessFrame(const SourceFrame& frame, TimeUs capture_us) {
   answer.rate = rate.name;
   answer.uplink_bytes = static_cast<std::int64_t>(link_.WireBytes(message.size()));
   const TimeUs guard_us = static_cast<TimeUs>(options_.guard_ms * 1000.0);
-  pending_[request.seq] = Pending{answer, answer.deadline_us - guard_us};
+  pending_[seq] = Pending{answer, answer.deadline_us - guard_us};
   return Status::Ok();
 }
 
@@ -147,7 +151,9 @@ void EdgeRuntime::HandleReply(const std::vector<std::uint8_t>& bytes) {
   }
   consecutive_misses_ = 0;
   const transport::Reply& reply = *decoded;
-  auto it = pending_.find(reply.seq);
+  // The oldest pending request whose low 16 bits match (pending_ is ordered).
+  auto it = pending_.begin();
+  while (it != pending_.end() && static_cast<std::uint16_t>(it->first) != reply.seq) ++it;
   if (it == pending_.end()) {
     ++counters_.replies_late;
     return;

@@ -37,6 +37,7 @@ struct EdgeOptions {
   std::string rate;                // codec rate name; empty: the manifest's default
   double guard_ms = 2.0;           // the fallback is delivered this long before the deadline
   int reconnect_after_misses = 3;  // consecutive unanswered offloads before reopening the socket
+  std::uint64_t first_sequence_number = 1;  // (tests start near 2^16 to cross the wrap)
 };
 
 struct EdgeCounters {

@@ -26,11 +26,11 @@ struct Tally {
 
 // The bytes a request carrying `payload` occupies on the wire: the same
 // envelope for every method, so only the representation differs.
-size_t WireBytes(std::uint64_t seq, std::uint32_t model, int rate_index, int coding,
+size_t WireBytes(std::uint64_t seq, std::uint32_t fingerprint, int rate_index, int coding,
                  std::vector<std::uint8_t> payload) {
   transport::Request r;
-  r.seq = seq;
-  r.model = model;
+  r.seq = static_cast<std::uint16_t>(seq);
+  r.model = transport::ModelTag(fingerprint);
   r.rate_index = rate_index;
   r.deadline_ms = 200;  // a typical budget; 2 bytes on the wire
   r.coding = coding;
@@ -235,7 +235,32 @@ nlohmann::json GoalCheck(const nlohmann::json& rows, double tolerance) {
         cheapest_features = &r;
     }
   }
+  // For each features rate: the cheapest input codec at least as accurate.
+  nlohmann::json matched = nlohmann::json::array();
+  for (const auto& f : rows) {
+    if (f["method"] != "features") continue;
+    const nlohmann::json* best = nullptr;
+    for (const auto& r : rows) {
+      if (r["method"] != "png" && r["method"] != "jpeg" && r["method"] != "webp") continue;
+      if (r["accuracy"].get<double>() < f["accuracy"].get<double>()) continue;
+      if (!best || r["bytes_per_frame"].get<double>() < (*best)["bytes_per_frame"].get<double>())
+        best = &r;
+    }
+    nlohmann::json m{{"features", f["setting"]},
+                     {"features_bytes", f["bytes_per_frame"]},
+                     {"features_accuracy", f["accuracy"]}};
+    if (best) {
+      m["input_codec"] =
+          (*best)["method"].get<std::string>() + " " + (*best)["setting"].get<std::string>();
+      m["input_bytes"] = (*best)["bytes_per_frame"];
+      m["input_accuracy"] = (*best)["accuracy"];
+      m["bytes_ratio"] =
+          f["bytes_per_frame"].get<double>() / (*best)["bytes_per_frame"].get<double>();
+    }
+    matched.push_back(m);
+  }
   nlohmann::json g{{"evaluated", true},
+                   {"at_matched_accuracy", matched},
                    {"best_input_codec_accuracy", best_input},
                    {"target_accuracy", target},
                    {"cheapest_input_codec", *cheapest_input},
@@ -284,6 +309,26 @@ std::string MarkdownTable(const nlohmann::json& report) {
                     "%s).\n",
                     f["setting"].get<std::string>().c_str(), f["bytes_per_frame"].get<double>(),
                     g["bytes_ratio"].get<double>(), g["met"].get<bool>() ? "met" : "not met");
+      out << line;
+    }
+  }
+  if (g.contains("at_matched_accuracy")) {
+    out << "\nAt matched accuracy (the cheapest input codec at least as accurate as each rate):\n\n"
+        << "| features rate | bytes | accuracy | cheapest input codec ≥ that accuracy | bytes | "
+           "ratio |\n|---|---:|---:|---|---:|---:|\n";
+    for (const auto& m : g["at_matched_accuracy"]) {
+      if (!m.contains("input_codec")) {
+        std::snprintf(line, sizeof line, "| %s | %.1f | %.2f %% | none reaches it | | |\n",
+                      m["features"].get<std::string>().c_str(), m["features_bytes"].get<double>(),
+                      100.0 * m["features_accuracy"].get<double>());
+      } else {
+        std::snprintf(line, sizeof line, "| %s | %.1f | %.2f %% | %s (%.2f %%) | %.1f | %.3f |\n",
+                      m["features"].get<std::string>().c_str(), m["features_bytes"].get<double>(),
+                      100.0 * m["features_accuracy"].get<double>(),
+                      m["input_codec"].get<std::string>().c_str(),
+                      100.0 * m["input_accuracy"].get<double>(), m["input_bytes"].get<double>(),
+                      m["bytes_ratio"].get<double>());
+      }
       out << line;
     }
   }

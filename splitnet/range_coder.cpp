@@ -31,6 +31,16 @@ void RangeEncoder::Encode(std::uint32_t cumulative, std::uint32_t frequency) {
 }
 
 std::vector<std::uint8_t> RangeEncoder::Finish() {
+  // Any value in [low, low + range) decodes the same symbols; take the one with
+  // the most trailing zero bits, whose zero bytes are then not sent at all.
+  for (int k = 40; k >= 0; --k) {
+    const std::uint64_t mask = (std::uint64_t{1} << k) - 1;
+    const std::uint64_t v = (low_ + mask) & ~mask;
+    if (v <= low_ + range_ - 1) {
+      low_ = v;
+      break;
+    }
+  }
   for (int i = 0; i < 5; ++i) ShiftLow();
   // The first byte is always the initial zero cache; the decoder skips it, so
   // it is not sent. Trailing zeros are implied (the decoder reads zeros past

@@ -51,7 +51,7 @@ class CloudServerTest : public ::testing::Test {
     auto encoded = codec_.Encode(*z, manifest_.bottleneck, rate);
     transport::Request r;
     r.seq = seq;
-    r.model = manifest_.fingerprint;
+    r.model = transport::ModelTag(manifest_.fingerprint);
     r.rate_index = rate_index;
     r.deadline_ms = 60'000;
     r.coding = static_cast<int>(encoded->coding);

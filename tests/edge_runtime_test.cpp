@@ -136,6 +136,23 @@ TEST_F(EdgeRuntimeTest, CloudAnswersInTime) {
   for (size_t i = 1; i < link.sent.size(); ++i) EXPECT_GT(link.sent[i].seq, link.sent[i - 1].seq);
 }
 
+// The wire carries the sequence number modulo 2^16; replies still find their
+// frames across the wrap, with several requests in flight.
+TEST_F(EdgeRuntimeTest, SequenceNumbersWrapOnTheWire) {
+  int n = 0;
+  ScriptedLink link(clock_, 30'000, [&](const transport::Request& r) {
+    return OkReply(r, static_cast<int>(n++ % 10));
+  });
+  auto answers = Run(link, "always", 30, 5'000, EdgeOptions{.first_sequence_number = 65'520});
+  ExpectOneAnswerEach(answers, 30);
+  for (const auto& a : answers) {
+    EXPECT_EQ(a.route, Route::kCloud);
+    EXPECT_EQ(a.class_id, a.frame_id % 10);  // each frame got its own reply
+  }
+  EXPECT_EQ(link.sent.front().seq, 65'520);
+  EXPECT_EQ(link.sent.back().seq, (65'520 + 29) % 65'536);
+}
+
 TEST_F(EdgeRuntimeTest, LateRepliesFallBackToTheExitByTheDeadline) {
   // Replies take 300 ms; the deadline is 200 ms.
   ScriptedLink link(clock_, 300'000, [](const transport::Request& r) { return OkReply(r, 7); });

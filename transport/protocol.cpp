@@ -151,8 +151,8 @@ Result<Request> DecodeRequest(std::span<const std::uint8_t> bytes) {
   RETURN_IF_ERROR(ParseEnvelope(bytes, kRequestFields, kKindRequest, "request", handle));
   FieldReader f(handle.get(), "request");
   Request r;
-  r.seq = f.UInt(2, "seq");
-  r.model = static_cast<std::uint32_t>(f.Int(3, "model", 0, UINT32_MAX));
+  r.seq = static_cast<std::uint16_t>(f.Int(2, "seq", 0, UINT16_MAX));
+  r.model = static_cast<std::uint16_t>(f.Int(3, "model", 0, UINT16_MAX));
   r.rate_index = static_cast<int>(f.Int(4, "rate", 0, 255));
   r.deadline_ms = static_cast<std::uint32_t>(f.Int(5, "deadline_ms", 0, kMaxDeadlineMs));
   r.coding = static_cast<int>(f.Int(6, "coding", 0, 2));
@@ -190,7 +190,7 @@ Result<Reply> DecodeReply(std::span<const std::uint8_t> bytes) {
   RETURN_IF_ERROR(ParseEnvelope(bytes, kReplyFields, kKindReply, "reply", handle));
   FieldReader f(handle.get(), "reply");
   Reply r;
-  r.seq = f.UInt(2, "seq");
+  r.seq = static_cast<std::uint16_t>(f.Int(2, "seq", 0, UINT16_MAX));
   r.status = static_cast<ReplyStatus>(f.Int(3, "status", 0, 2));
   r.message = f.Str(4, "message", 4096, true);
   r.class_id = static_cast<int>(f.Int(5, "class_id", -1, 1 << 20));

@@ -24,8 +24,8 @@ inline constexpr size_t kMaxTopScores = 16;
 inline constexpr std::uint32_t kMaxDeadlineMs = 600'000;
 
 struct Request {
-  std::uint64_t seq = 0;          // per edge, increasing; echoed in the reply
-  std::uint32_t model = 0;        // the manifest's fingerprint
+  std::uint16_t seq = 0;          // per edge, increasing modulo 2^16; echoed in the reply
+  std::uint16_t model = 0;        // ModelTag(manifest fingerprint)
   int rate_index = 0;             // index into the manifest's rates
   std::uint32_t deadline_ms = 0;  // time left to the frame's deadline when sent
   int coding = 1;                 // splitnet::Coding
@@ -44,7 +44,7 @@ struct ScoredClass {
 };
 
 struct Reply {
-  std::uint64_t seq = 0;  // 0 when the request was too malformed to read one
+  std::uint16_t seq = 0;  // 0 when the request was too malformed to read one
   ReplyStatus status = ReplyStatus::kOk;
   std::string message;
   int class_id = -1;
@@ -52,6 +52,11 @@ struct Reply {
   std::int64_t queue_us = 0, decode_us = 0, tail_us = 0;  // the cloud's own timings
   int batch_size = 0;
 };
+
+// The 16 bits of a model's 32-bit fingerprint that travel in each request.
+inline std::uint16_t ModelTag(std::uint32_t fingerprint) {
+  return static_cast<std::uint16_t>((fingerprint >> 16) ^ (fingerprint & 0xFFFFu));
+}
 
 std::vector<std::uint8_t> EncodeRequest(const Request& request);
 Result<Request> DecodeRequest(std::span<const std::uint8_t> bytes);
