@@ -181,10 +181,7 @@ Rate ContextRate(int bits, int channels, unsigned seed) {
 
 TEST(ContextCoding, RoundTripsAndBeatsRawOnPredictableFeatures) {
   FeatureCodec codec;
-  BottleneckSpec b;
-  b.channels = 8;
-  b.height = 7;
-  b.width = 7;
+  const BottleneckSpec b = Spec(8, 7, 7);
   for (int bits : {1, 2, 3, 4}) {
     for (int channels : {1, 4, 8}) {
       Rate rate = ContextRate(bits, channels, bits * 10 + channels);
@@ -223,10 +220,7 @@ TEST(ContextCoding, RoundTripsAndBeatsRawOnPredictableFeatures) {
 
 TEST(ContextCoding, HostilePayloadsNeverCrash) {
   FeatureCodec codec;
-  BottleneckSpec b;
-  b.channels = 8;
-  b.height = 7;
-  b.width = 7;
+  const BottleneckSpec b = Spec(8, 7, 7);
   Rate rate = ContextRate(2, 8, 5);
   std::mt19937 rng(9);
   for (int trial = 0; trial < 500; ++trial) {
