@@ -10,10 +10,10 @@ run_packages=(
   cppzmq-dev libzmq3-dev libmsgpack-cxx-dev libeigen3-dev libopencv-dev libzstd-dev
   libspdlog-dev libcli11-dev nlohmann-json3-dev zlib1g-dev libbenchmark-dev
   libgtest-dev libgmock-dev
-  dataset-fashion-mnist python3
+  dataset-fashion-mnist python3 python3-matplotlib
 )
 # Tests also train a tiny model (python3-torch) and read the sample videos.
-test_packages=(python3-torch python3-numpy python3-onnx python3-matplotlib opencv-doc clang-format)
+test_packages=(python3-torch python3-numpy python3-onnx python3-opencv python3-matplotlib opencv-doc clang-format)
 
 packages=("${run_packages[@]}")
 [[ "$mode" == "test" ]] && packages+=("${test_packages[@]}")
