@@ -70,7 +70,8 @@ def parse_args(argv=None):
     p.add_argument("--tail-blocks", type=int, default=1, help="residual blocks in the tail")
     p.add_argument("--exit-kind", choices=EXIT_KINDS, default="mlp",
                    help="exit classifier: mlp = 1x1 conv(16)+BN+ReLU, FC(64), FC; "
-                        "linear = Flatten, FC (one Gemm); pool = 1x1 conv(16)+BN+ReLU, Flatten, FC")
+                        "linear = Flatten, FC (one Gemm); pool = MaxPool 3x3/2 (7x7 -> 4x4), "
+                        "Flatten, FC; conv = 1x1 conv(16)+BN+ReLU, Flatten, FC")
     p.add_argument("--exit-detach", action="store_true",
                    help="train the exit on detached features: its loss does not reach the head, "
                         "so the features are shaped by the tail only")
