@@ -127,20 +127,48 @@ BENCHMARK(BM_Head);
 BENCHMARK(BM_Exit);
 BENCHMARK(BM_Tail)->Arg(1)->Arg(4)->Arg(16)->Arg(64);
 
+// One decision with the real model's feature size and rates; the deepcut
+// policy also learns from an answer every 10th frame (the scene detector and
+// the estimator do their work).
 void BM_SchedulerDecision(benchmark::State& state) {
-  auto policy =
-      std::move(scheduler::MakePolicy({.name = state.range(0) ? "always" : "never"})).value();
+  static const char* kNames[] = {"edge-only", "always", "confidence", "framediff", "deepcut"};
+  scheduler::PolicyOptions o;
+  o.name = kNames[state.range(0)];
+  o.budget_bps = 20'000;
+  o.model.exit_accuracy = 0.88;
+  auto policy = std::move(scheduler::MakePolicy(o)).value();
+  const std::vector<float> features = Features();
+  const std::vector<float> pixels(256, 0.5f);
+  const std::vector<scheduler::RateInfo> rates(6, scheduler::RateInfo{90.0, 0.93});
   scheduler::DecisionContext c;
-  c.exit_confidence = 0.8f;
   c.max_in_flight = 8;
+  c.features = features;
+  c.pixels = pixels;
+  c.rates = rates;
+  c.default_rate_index = 3;
+  std::uint64_t id = 0;
   for (auto _ : state) {
     c.frame_id++;
     c.now_us += 33'000;
-    benchmark::DoNotOptimize(policy->Decide(c));
+    c.deadline_us = c.now_us + 200'000;
+    c.exit_confidence = 0.5f + 0.5f * static_cast<float>(c.frame_id % 7) / 7.0f;
+    c.exit_error_rate = 1.0f - c.exit_confidence;
+    auto d = policy->Decide(c);
+    benchmark::DoNotOptimize(d);
+    if (d.action == scheduler::Action::kOffload) {
+      policy->OnSent(++id, c.now_us, 90);
+      scheduler::Feedback f{.request_id = id,
+                            .frame_id = c.frame_id,
+                            .now_us = c.now_us + 20'000,
+                            .class_id = 1,
+                            .features = features};
+      policy->OnOutcome(f);
+      c.has_cloud_answer = true;
+    }
   }
   state.SetLabel(policy->name());
 }
-BENCHMARK(BM_SchedulerDecision)->Arg(0)->Arg(1);
+BENCHMARK(BM_SchedulerDecision)->DenseRange(0, 4);
 
 }  // namespace
 

@@ -23,7 +23,8 @@ transport::Reply ErrorReply(std::uint64_t seq, transport::ReplyStatus status, st
   return r;
 }
 
-// Checks a decoded request against the served model.
+}  // namespace
+
 Status CheckAgainstModel(const transport::Request& r, const splitnet::Manifest& m) {
   if (r.model != transport::ModelTag(m.fingerprint))
     return InvalidArgument("model tag " + std::to_string(r.model) +
@@ -41,7 +42,16 @@ Status CheckAgainstModel(const transport::Request& r, const splitnet::Manifest& 
   return Status::Ok();
 }
 
-}  // namespace
+std::vector<transport::ScoredClass> TopScores(const splitnet::Prediction& p, int k) {
+  std::vector<int> order(p.probabilities.size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = static_cast<int>(i);
+  const size_t top = std::min<size_t>(std::max(k, 0), order.size());
+  std::partial_sort(order.begin(), order.begin() + top, order.end(),
+                    [&](int a, int b) { return p.probabilities[a] > p.probabilities[b]; });
+  std::vector<transport::ScoredClass> out;
+  for (size_t i = 0; i < top; ++i) out.push_back({order[i], p.probabilities[order[i]]});
+  return out;
+}
 
 CloudServer::CloudServer(CloudOptions options, splitnet::Manifest manifest)
     : options_(std::move(options)), manifest_(std::move(manifest)) {}
@@ -191,12 +201,7 @@ void CloudServer::WorkerLoop(int index) {
       } else {
         const auto& p = (*predictions)[i];
         reply.class_id = p.class_id;
-        std::vector<int> order(p.probabilities.size());
-        for (size_t k = 0; k < order.size(); ++k) order[k] = static_cast<int>(k);
-        const size_t top = std::min<size_t>(options_.top_k, order.size());
-        std::partial_sort(order.begin(), order.begin() + top, order.end(),
-                          [&](int a, int b) { return p.probabilities[a] > p.probabilities[b]; });
-        for (size_t k = 0; k < top; ++k) reply.top.push_back({order[k], p.probabilities[order[k]]});
+        reply.top = TopScores(p, options_.top_k);
       }
       send(jobs[i]->identity, reply);
     }

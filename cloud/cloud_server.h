@@ -27,9 +27,15 @@
 #include "core/clock.h"
 #include "core/status.h"
 #include "splitnet/manifest.h"
+#include "splitnet/split_model.h"
 #include "transport/protocol.h"
 
 namespace deepcut::cloud {
+
+// Checks a decoded request against the served model (tag, rate, payload size).
+Status CheckAgainstModel(const transport::Request& request, const splitnet::Manifest& manifest);
+// The k best classes of a prediction, best first.
+std::vector<transport::ScoredClass> TopScores(const splitnet::Prediction& prediction, int k);
 
 struct CloudOptions {
   std::vector<std::string> listen{"tcp://127.0.0.1:5555"};  // endpoints to bind

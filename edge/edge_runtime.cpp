@@ -4,10 +4,18 @@
 
 #include <algorithm>
 #include <limits>
+#include <opencv2/imgproc.hpp>
 
 #include "transport/protocol.h"
 
 namespace deepcut::edge {
+
+scheduler::ModelFacts ModelFactsOf(const splitnet::Manifest& m) {
+  return scheduler::ModelFacts{.value_min = m.bottleneck.min,
+                               .value_max = m.bottleneck.max,
+                               .channels = m.bottleneck.channels,
+                               .exit_accuracy = m.exit_accuracy};
+}
 
 EdgeRuntime::EdgeRuntime(EdgeOptions options, splitnet::SplitModel& model,
                          scheduler::OffloadPolicy& policy, transport::CloudLink& link, Clock& clock,
@@ -21,6 +29,29 @@ EdgeRuntime::EdgeRuntime(EdgeOptions options, splitnet::SplitModel& model,
   const auto& m = model_.manifest();
   rate_index_ = options_.rate.empty() ? m.default_rate_index : m.RateIndex(options_.rate);
   next_seq_ = options_.first_sequence_number;
+  rates_.resize(m.rates.size());
+  for (size_t r = 0; r < m.rates.size(); ++r)
+    rates_[r].cloud_accuracy = r < m.rate_accuracy.size() ? m.rate_accuracy[r] : 0.0;
+}
+
+// The policy weighs an offload by its bytes before any is sent: the first
+// frame is coded at every rate once to learn them; afterwards each send
+// updates its rate's average.
+Status EdgeRuntime::MeasureRates(std::span<const float> features) {
+  const auto& m = model_.manifest();
+  for (size_t r = 0; r < m.rates.size(); ++r) {
+    ASSIGN_OR_RETURN(auto encoded, codec_.Encode(features, m.bottleneck, m.rates[r]));
+    transport::Request probe;
+    probe.model = transport::ModelTag(m.fingerprint);
+    probe.rate_index = static_cast<int>(r);
+    probe.deadline_ms = static_cast<std::uint32_t>(options_.deadline_ms);
+    probe.coding = static_cast<int>(encoded.coding);
+    probe.payload = std::move(encoded.payload);
+    rates_[r].wire_bytes =
+        static_cast<double>(link_.WireBytes(transport::EncodeRequest(probe).size()));
+  }
+  rates_measured_ = true;
+  return Status::Ok();
 }
 
 Status EdgeRuntime::Validate() const {
@@ -35,6 +66,8 @@ Status EdgeRuntime::Validate() const {
   if (options_.guard_ms < 0 || options_.guard_ms >= options_.deadline_ms)
     return InvalidArgument("guard must be >= 0 and smaller than the deadline");
   if (options_.max_in_flight < 1) return InvalidArgument("max in flight must be >= 1");
+  if (options_.thumbnail_size < 1 || options_.thumbnail_size > 256)
+    return InvalidArgument("thumbnail size must be 1..256");
   return Status::Ok();
 }
 
@@ -52,17 +85,42 @@ Status EdgeRuntime::ProcessFrame(const SourceFrame& frame, TimeUs capture_us) {
   answer.capture_us = capture_us;
   answer.deadline_us = capture_us + static_cast<TimeUs>(options_.deadline_ms * 1000.0);
 
+  if (!rates_measured_) RETURN_IF_ERROR(MeasureRates(features));
+  if (policy_.WantsPixels()) {
+    cv::Mat gray, small;
+    if (frame.image.channels() == 1)
+      gray = frame.image;
+    else
+      cv::cvtColor(frame.image, gray,
+                   frame.image.channels() == 4 ? cv::COLOR_BGRA2GRAY : cv::COLOR_BGR2GRAY);
+    cv::resize(gray, small, cv::Size(options_.thumbnail_size, options_.thumbnail_size), 0, 0,
+               cv::INTER_AREA);
+    small.convertTo(small, CV_32F, 1.0 / 255.0);
+    thumbnail_.assign(small.ptr<float>(), small.ptr<float>() + small.total());
+  }
+
   scheduler::DecisionContext context;
   context.frame_id = frame.index;
   context.now_us = clock_.NowUs();
   context.deadline_us = answer.deadline_us;
   context.exit_confidence = local.confidence;
   context.exit_error_rate = m.ExitErrorRate(local.confidence);
+  context.features = features;
+  context.pixels = thumbnail_;
+  context.has_cloud_answer = last_cloud_.class_id >= 0;
   context.in_flight = in_flight();
   context.max_in_flight = options_.max_in_flight;
   context.default_rate_index = rate_index_;
+  context.rates = rates_;
   scheduler::Decision decision = policy_.Decide(context);
 
+  if (decision.action == scheduler::Action::kReuse && last_cloud_.class_id >= 0) {
+    answer.route = Route::kReuse;
+    answer.class_id = last_cloud_.class_id;
+    answer.confidence = last_cloud_.confidence;
+    Deliver(answer);
+    return Status::Ok();
+  }
   if (decision.action != scheduler::Action::kOffload) {
     Deliver(answer);
     return Status::Ok();
@@ -103,8 +161,11 @@ Status EdgeRuntime::ProcessFrame(const SourceFrame& frame, TimeUs capture_us) {
   answer.offloaded = true;
   answer.rate = rate.name;
   answer.uplink_bytes = static_cast<std::int64_t>(link_.WireBytes(message.size()));
+  // A running average: the bytes of a rate vary with the content.
+  rates_[rate_index].wire_bytes += 0.1 * (answer.uplink_bytes - rates_[rate_index].wire_bytes);
   const TimeUs guard_us = static_cast<TimeUs>(options_.guard_ms * 1000.0);
-  pending_[seq] = Pending{answer, answer.deadline_us - guard_us};
+  pending_[seq] = Pending{answer, answer.deadline_us - guard_us, std::move(features)};
+  policy_.OnSent(seq, clock_.NowUs(), answer.uplink_bytes);
   return Status::Ok();
 }
 
@@ -128,6 +189,9 @@ void EdgeRuntime::ExpireDue() {
     }
     Answer answer = it->second.fallback;
     answer.reason = Reason::kDeadlineMissed;
+    Notify(it->first, it->second, scheduler::Outcome::kLost, nullptr);
+    expired_.emplace_back(it->first, std::move(it->second));
+    if (static_cast<int>(expired_.size()) > options_.late_reply_memory) expired_.pop_front();
     it = pending_.erase(it);
     Deliver(answer);
     // Several offloads in a row with no reply at all: the connection is likely
@@ -156,10 +220,14 @@ void EdgeRuntime::HandleReply(const std::vector<std::uint8_t>& bytes) {
   while (it != pending_.end() && static_cast<std::uint16_t>(it->first) != reply.seq) ++it;
   if (it == pending_.end()) {
     ++counters_.replies_late;
+    HandleLateReply(reply);
     return;
   }
   Answer answer = it->second.fallback;
+  const std::uint64_t seq = it->first;
+  Pending pending = std::move(it->second);
   pending_.erase(it);
+  scheduler::Outcome outcome = scheduler::Outcome::kAnswered;
   switch (reply.status) {
     case transport::ReplyStatus::kOk:
       if (reply.class_id >= static_cast<int>(model_.manifest().classes.size())) {
@@ -171,18 +239,57 @@ void EdgeRuntime::HandleReply(const std::vector<std::uint8_t>& bytes) {
       answer.route = Route::kCloud;
       answer.class_id = reply.class_id;
       answer.confidence = reply.top.empty() ? 0.0f : reply.top.front().score;
+      if (answer.frame_id > last_cloud_.frame_id)
+        last_cloud_ = CloudAnswer{answer.frame_id, answer.class_id, answer.confidence};
       break;
     case transport::ReplyStatus::kBusy:
       ++counters_.replies_busy;
       answer.reason = Reason::kCloudBusy;
+      outcome = scheduler::Outcome::kBusy;
       break;
     case transport::ReplyStatus::kError:
       ++counters_.replies_error;
       spdlog::warn("cloud refused frame {}: {}", answer.frame_id, reply.message);
       answer.reason = Reason::kCloudError;
+      outcome = scheduler::Outcome::kError;
       break;
   }
+  if (answer.reason == Reason::kCloudError) outcome = scheduler::Outcome::kError;
+  Notify(seq, pending, outcome, &reply);
   Deliver(answer);
+}
+
+// A reply after its frame's fallback: the frame is answered already, but the
+// answer still refreshes the reuse cache and tells the policy about the link.
+void EdgeRuntime::HandleLateReply(const transport::Reply& reply) {
+  for (auto it = expired_.rbegin(); it != expired_.rend(); ++it) {
+    if (static_cast<std::uint16_t>(it->first) != reply.seq) continue;
+    if (reply.status == transport::ReplyStatus::kOk &&
+        reply.class_id < static_cast<int>(model_.manifest().classes.size())) {
+      const Pending& p = it->second;
+      if (p.fallback.frame_id > last_cloud_.frame_id)
+        last_cloud_ = CloudAnswer{p.fallback.frame_id, reply.class_id,
+                                  reply.top.empty() ? 0.0f : reply.top.front().score};
+      Notify(it->first, p, scheduler::Outcome::kLate, &reply);
+    }
+    expired_.erase(std::next(it).base());
+    return;
+  }
+}
+
+void EdgeRuntime::Notify(std::uint64_t seq, const Pending& p, scheduler::Outcome outcome,
+                         const transport::Reply* reply) {
+  scheduler::Feedback f;
+  f.request_id = seq;
+  f.frame_id = p.fallback.frame_id;
+  f.outcome = outcome;
+  f.now_us = clock_.NowUs();
+  if (reply) {
+    f.server_us = reply->queue_us + reply->decode_us + reply->tail_us;
+    f.class_id = reply->class_id;
+  }
+  f.features = p.features;
+  policy_.OnOutcome(f);
 }
 
 bool EdgeRuntime::PumpOnce(TimeUs until_us) {

@@ -1,11 +1,14 @@
 // The edge runtime: one frame's way from image to answer.
 //
 // ProcessFrame runs the head and the exit, asks the policy, and either answers
-// at once (local) or sends the encoded features to the cloud and keeps the
+// at once (the exit's answer, or the cloud's last answer reused for an
+// unchanged scene) or sends the encoded features to the cloud and keeps the
 // frame pending. Pump handles what comes back and the deadlines: a cloud reply
 // by the deadline answers the frame; otherwise the exit's answer is delivered
-// at the deadline (minus a small guard so it is on time). Every frame handed
-// to ProcessFrame gets exactly one Answer through the callback.
+// at the deadline (minus a small guard so it is on time). A late reply still
+// refreshes the answer kept for reuse. Every frame handed to ProcessFrame gets
+// exactly one Answer through the callback. The policy hears what became of
+// each offload (sent, answered, late, lost, busy, error).
 //
 // The same code runs in real time (RealClock, ZmqLink) and in virtual-time
 // replay (VirtualClock, simulated link): it reads time only from the Clock and
@@ -16,9 +19,11 @@
 #pragma once
 
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <map>
 #include <string>
+#include <vector>
 
 #include "core/answer.h"
 #include "core/clock.h"
@@ -28,6 +33,7 @@
 #include "splitnet/feature_codec.h"
 #include "splitnet/split_model.h"
 #include "transport/cloud_link.h"
+#include "transport/protocol.h"
 
 namespace deepcut::edge {
 
@@ -38,6 +44,8 @@ struct EdgeOptions {
   double guard_ms = 2.0;           // the fallback is delivered this long before the deadline
   int reconnect_after_misses = 3;  // consecutive unanswered offloads before reopening the socket
   std::uint64_t first_sequence_number = 1;  // (tests start near 2^16 to cross the wrap)
+  int thumbnail_size = 16;      // side of the gray thumbnail pixel-difference policies see
+  int late_reply_memory = 256;  // expired requests remembered for their late replies
 };
 
 struct EdgeCounters {
@@ -49,6 +57,9 @@ struct EdgeCounters {
   std::int64_t replies_busy = 0;
   std::int64_t reconnects = 0;
 };
+
+// What the scheduler may know of a model, from its manifest.
+scheduler::ModelFacts ModelFactsOf(const splitnet::Manifest& manifest);
 
 class EdgeRuntime {
  public:
@@ -69,18 +80,33 @@ class EdgeRuntime {
   void Drain();
 
   int in_flight() const { return static_cast<int>(pending_.size()); }
+  // The live bandwidth knob, passed to the policy.
+  void SetBudget(double budget_bps) { policy_.SetBudget(budget_bps, clock_.NowUs()); }
+  // What the policy is told about each rate (expected wire bytes, accuracy).
+  const std::vector<scheduler::RateInfo>& rate_info() const { return rates_; }
   const EdgeCounters& counters() const { return counters_; }
   const EdgeOptions& options() const { return options_; }
 
  private:
   struct Pending {
-    Answer fallback;  // the exit's answer, delivered if the cloud is not in time
-    TimeUs fire_us;   // when the fallback is delivered
+    Answer fallback;              // the exit's answer, delivered if the cloud is not in time
+    TimeUs fire_us;               // when the fallback is delivered
+    std::vector<float> features;  // for the policy's scene reference
+  };
+  // The cloud's newest answer, reused for unchanged scenes.
+  struct CloudAnswer {
+    std::int64_t frame_id = -1;
+    int class_id = -1;
+    float confidence = 0.0f;
   };
   // Waits for one reply or the next fallback time, whichever is first, but not
   // past `until_us`; returns false if nothing happened before `until_us`.
   bool PumpOnce(TimeUs until_us);
   void HandleReply(const std::vector<std::uint8_t>& bytes);
+  void HandleLateReply(const transport::Reply& reply);
+  void Notify(std::uint64_t seq, const Pending& p, scheduler::Outcome outcome,
+              const transport::Reply* reply);
+  Status MeasureRates(std::span<const float> features);
   void ExpireDue();
   void Deliver(Answer answer);
   TimeUs NextFireUs() const;
@@ -95,6 +121,12 @@ class EdgeRuntime {
   int rate_index_ = 0;
   std::uint64_t next_seq_ = 1;
   std::map<std::uint64_t, Pending> pending_;  // by sequence number
+  // Requests whose fallback was delivered, kept a while for late replies.
+  std::deque<std::pair<std::uint64_t, Pending>> expired_;
+  CloudAnswer last_cloud_;
+  std::vector<scheduler::RateInfo> rates_;
+  bool rates_measured_ = false;
+  std::vector<float> thumbnail_;
   int consecutive_misses_ = 0;
   EdgeCounters counters_;
 };

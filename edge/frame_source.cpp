@@ -1,36 +1,54 @@
 #include "edge/frame_source.h"
 
-#include <zlib.h>
-
 #include <algorithm>
 #include <filesystem>
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/videoio.hpp>
+
+#include "trace/frame_trace.h"
 
 namespace deepcut::edge {
 namespace {
 
 class FashionMnistSource final : public FrameSource {
  public:
-  FashionMnistSource(IdxData images, IdxData labels)
-      : images_(std::move(images)), labels_(std::move(labels)) {}
+  explicit FashionMnistSource(trace::LabelledImages items) : items_(std::move(items)) {}
   Result<std::optional<SourceFrame>> Next() override {
-    if (next_ >= images_.dims[0]) return std::optional<SourceFrame>();
-    const int h = images_.dims[1], w = images_.dims[2];
+    if (next_ >= items_.count()) return std::optional<SourceFrame>();
     SourceFrame f;
     f.index = next_;
-    // Copy: frames outlive the source's buffer in the runtime's records.
-    f.image =
-        cv::Mat(h, w, CV_8UC1, images_.values.data() + static_cast<size_t>(next_) * h * w).clone();
-    f.label = labels_.values[next_];
+    // A copy: frames outlive the source's buffer in the runtime's records.
+    f.image = items_.Image(next_);
+    f.label = items_.labels[static_cast<size_t>(next_)];
     ++next_;
     return std::optional<SourceFrame>(std::move(f));
   }
-  std::int64_t Remaining() const override { return images_.dims[0] - next_; }
+  std::int64_t Remaining() const override { return items_.count() - next_; }
 
  private:
-  IdxData images_, labels_;
-  int next_ = 0;
+  trace::LabelledImages items_;
+  std::int64_t next_ = 0;
+};
+
+// A recorded frame trace: its capture times and labels come along.
+class TraceSource final : public FrameSource {
+ public:
+  explicit TraceSource(std::unique_ptr<trace::FrameTraceReader> reader)
+      : reader_(std::move(reader)) {}
+  Result<std::optional<SourceFrame>> Next() override {
+    ASSIGN_OR_RETURN(auto record, reader_->Next());
+    if (!record) return std::optional<SourceFrame>();
+    SourceFrame f;
+    f.index = record->index;
+    f.image = std::move(record->image);
+    f.label = record->label;
+    f.capture_offset_us = record->capture_us;
+    return std::optional<SourceFrame>(std::move(f));
+  }
+  std::int64_t Remaining() const override { return reader_->Remaining(); }
+
+ private:
+  std::unique_ptr<trace::FrameTraceReader> reader_;
 };
 
 class ImageDirSource final : public FrameSource {
@@ -90,44 +108,7 @@ class CaptureSource final : public FrameSource {
   std::int64_t next_ = 0;
 };
 
-std::uint32_t BigEndian32(const std::uint8_t* p) {
-  return (std::uint32_t(p[0]) << 24) | (std::uint32_t(p[1]) << 16) | (std::uint32_t(p[2]) << 8) |
-         std::uint32_t(p[3]);
-}
-
 }  // namespace
-
-Result<IdxData> ReadIdx(const std::string& path) {
-  gzFile file = gzopen(path.c_str(), "rb");  // also reads uncompressed files
-  if (!file) return NotFound("cannot open IDX file " + path);
-  std::vector<std::uint8_t> bytes;
-  std::uint8_t buffer[1 << 16];
-  int n;
-  while ((n = gzread(file, buffer, sizeof(buffer))) > 0)
-    bytes.insert(bytes.end(), buffer, buffer + n);
-  bool failed = n < 0;
-  gzclose(file);
-  if (failed) return DataLoss(path + ": corrupt gzip stream");
-  if (bytes.size() < 4 || bytes[0] != 0 || bytes[1] != 0 || bytes[2] != 0x08)
-    return InvalidArgument(path + ": not an unsigned-byte IDX file");
-  const int ndims = bytes[3];
-  if (ndims < 1 || ndims > 3 || bytes.size() < 4u + 4u * ndims)
-    return InvalidArgument(path + ": bad IDX header");
-  IdxData out;
-  size_t total = 1;
-  for (int i = 0; i < ndims; ++i) {
-    std::uint32_t d = BigEndian32(&bytes[4 + 4 * i]);
-    if (d == 0 || d > (1u << 24)) return InvalidArgument(path + ": bad IDX dimension");
-    out.dims.push_back(static_cast<int>(d));
-    total *= d;
-  }
-  size_t offset = 4u + 4u * ndims;
-  if (bytes.size() - offset != total)
-    return InvalidArgument(path + ": IDX payload has " + std::to_string(bytes.size() - offset) +
-                           " bytes, header says " + std::to_string(total));
-  out.values.assign(bytes.begin() + offset, bytes.end());
-  return out;
-}
 
 Result<std::unique_ptr<FrameSource>> OpenSource(const SourceOptions& options) {
   const std::string& spec = options.spec;
@@ -135,23 +116,16 @@ Result<std::unique_ptr<FrameSource>> OpenSource(const SourceOptions& options) {
   if (colon == std::string::npos || colon + 1 >= spec.size())
     return InvalidArgument(
         "source '" + spec +
-        "' must look like fashion-mnist:test, images:DIR, video:PATH or camera:N");
+        "' must look like fashion-mnist:test, images:DIR, video:PATH, camera:N or trace:FILE");
   const std::string kind = spec.substr(0, colon), arg = spec.substr(colon + 1);
   if (kind == "fashion-mnist") {
-    std::string prefix;
-    if (arg == "test")
-      prefix = "t10k";
-    else if (arg == "train")
-      prefix = "train";
-    else
-      return InvalidArgument("fashion-mnist split must be 'test' or 'train', got '" + arg + "'");
-    const std::string dir = options.fashion_mnist_dir + "/";
-    ASSIGN_OR_RETURN(IdxData images, ReadIdx(dir + prefix + "-images-idx3-ubyte.gz"));
-    ASSIGN_OR_RETURN(IdxData labels, ReadIdx(dir + prefix + "-labels-idx1-ubyte.gz"));
-    if (images.dims.size() != 3 || labels.dims.size() != 1 || images.dims[0] != labels.dims[0])
-      return InvalidArgument("fashion-mnist files in " + dir + " disagree on the number of items");
-    return std::unique_ptr<FrameSource>(
-        new FashionMnistSource(std::move(images), std::move(labels)));
+    ASSIGN_OR_RETURN(trace::LabelledImages items,
+                     trace::LoadFashionMnist(options.fashion_mnist_dir, arg));
+    return std::unique_ptr<FrameSource>(new FashionMnistSource(std::move(items)));
+  }
+  if (kind == "trace") {
+    ASSIGN_OR_RETURN(auto reader, trace::FrameTraceReader::Open(arg));
+    return std::unique_ptr<FrameSource>(new TraceSource(std::move(reader)));
   }
   if (kind == "images") {
     std::error_code ec;
@@ -195,7 +169,7 @@ Result<std::unique_ptr<FrameSource>> OpenSource(const SourceOptions& options) {
     return std::unique_ptr<FrameSource>(new CaptureSource(std::move(capture), kind == "camera"));
   }
   return InvalidArgument("unknown source kind '" + kind +
-                         "' (known: fashion-mnist, images, video, camera)");
+                         "' (known: fashion-mnist, images, video, camera, trace)");
 }
 
 }  // namespace deepcut::edge

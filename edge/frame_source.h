@@ -3,6 +3,8 @@
 //   images:DIR                                  image files in DIR, sorted by name
 //   video:PATH                                  a video file (OpenCV VideoCapture)
 //   camera:N                                    camera N (OpenCV VideoCapture)
+//   trace:FILE                                  a frame trace (docs/frame-trace.md): the
+//                                               recorded capture times and labels
 //
 // Thread-safety: one source per thread.
 #pragma once
@@ -14,6 +16,7 @@
 #include <string>
 
 #include "core/status.h"
+#include "trace/fashion_mnist.h"
 
 namespace deepcut::edge {
 
@@ -21,6 +24,8 @@ struct SourceFrame {
   std::int64_t index = 0;  // position in the source, from 0
   cv::Mat image;           // 8-bit, gray or BGR
   int label = -1;          // ground truth when the source knows it
+  // Capture time from the start of the source if recorded (traces), else -1.
+  std::int64_t capture_offset_us = -1;
 };
 
 class FrameSource {
@@ -42,12 +47,8 @@ struct SourceOptions {
 
 Result<std::unique_ptr<FrameSource>> OpenSource(const SourceOptions& options);
 
-// Reads an IDX file (optionally gzip-compressed): images (3 dims, uint8) or
-// labels (1 dim, uint8). Exposed for tests and tools.
-struct IdxData {
-  std::vector<int> dims;
-  std::vector<std::uint8_t> values;
-};
-Result<IdxData> ReadIdx(const std::string& path);
+// The IDX reader lives with the datasets in trace/; these names stay for tests and tools.
+using trace::IdxData;
+using trace::ReadIdx;
 
 }  // namespace deepcut::edge

@@ -30,7 +30,7 @@ constexpr int kExitRunFailed = 5;
 int main(int argc, char** argv) {
   using namespace deepcut;
   CLI::App app{"DeepCut edge: split inference on the device, offload to deepcut-cloud"};
-  std::string cloud_endpoint, model_dir, out_path, summary_path, policy_name = "always",
+  std::string cloud_endpoint, model_dir, out_path, summary_path, policy_name = "deepcut",
                                                                  log_level = "info";
   edge::EdgeOptions edge_options;
   edge::SourceOptions source_options;
@@ -40,7 +40,7 @@ int main(int argc, char** argv) {
       ->required();
   app.add_option("--model", model_dir, "model package directory")->required();
   app.add_option("--source", source_options.spec,
-                 "fashion-mnist:test|train, images:DIR, video:PATH or camera:N")
+                 "fashion-mnist:test|train, images:DIR, video:PATH, camera:N or trace:FILE")
       ->required();
   app.add_option("--fashion-mnist-dir", source_options.fashion_mnist_dir,
                  "where the Fashion-MNIST IDX files are")
@@ -51,7 +51,20 @@ int main(int argc, char** argv) {
                  "capture in real time at F frames/s (0: as fast as the pipeline allows)")
       ->capture_default_str()
       ->check(CLI::NonNegativeNumber);
-  app.add_option("--policy", policy_name, "offload policy: always|never")->capture_default_str();
+  std::string budget_text = "0";
+  scheduler::PolicyOptions policy_options;
+  std::string policy_help = "offload policy:";
+  for (const auto& n : scheduler::PolicyNames()) policy_help += " " + n;
+  app.add_option("--policy", policy_name, policy_help)->capture_default_str();
+  app.add_option("--budget", budget_text, "uplink budget in bit/s, e.g. 20k, 1.5M (0: unlimited)")
+      ->capture_default_str();
+  app.add_option("--seed", policy_options.seed, "seed of the random policy")->capture_default_str();
+  app.add_option("--period", policy_options.period_frames,
+                 "periodic: offload every N frames (without a budget)")
+      ->capture_default_str();
+  app.add_option("--confidence-threshold", policy_options.confidence_threshold,
+                 "confidence: offload below this exit confidence (without a budget)")
+      ->capture_default_str();
   app.add_option("--rate", edge_options.rate, "codec rate name (default: the model's default)");
   app.add_option("--deadline-ms", edge_options.deadline_ms, "capture-to-answer deadline")
       ->capture_default_str()
@@ -85,7 +98,15 @@ int main(int argc, char** argv) {
     spdlog::error("{}", model.status().message());
     return kExitBadModel;
   }
-  auto policy = scheduler::MakePolicy({.name = policy_name});
+  auto budget = scheduler::ParseBitRate(budget_text);
+  if (!budget.ok()) {
+    spdlog::error("--budget: {}", budget.status().message());
+    return kExitBadOption;
+  }
+  policy_options.name = policy_name;
+  policy_options.budget_bps = *budget;
+  policy_options.model = edge::ModelFactsOf(*manifest);
+  auto policy = scheduler::MakePolicy(policy_options);
   if (!policy.ok()) {
     spdlog::error("--policy: {}", policy.status().message());
     return kExitBadOption;
@@ -120,8 +141,8 @@ int main(int argc, char** argv) {
     spdlog::error("{}", valid.message());
     return kExitBadOption;
   }
-  spdlog::info("model {} ({}), policy {}, rate {}, cloud {}", manifest->name, model_dir,
-               policy_name,
+  spdlog::info("model {} ({}), policy {}, budget {}, rate {}, cloud {}", manifest->name, model_dir,
+               policy_name, *budget > 0 ? budget_text + " bit/s" : "unlimited",
                edge_options.rate.empty() ? manifest->rates[manifest->default_rate_index].name
                                          : edge_options.rate,
                cloud_endpoint);
@@ -132,6 +153,7 @@ int main(int argc, char** argv) {
   }
   const auto& c = runtime.counters();
   nlohmann::json extra{{"policy", policy_name},
+                       {"budget_bps", *budget},
                        {"model", manifest->name},
                        {"source", source_options.spec},
                        {"deadline_ms", edge_options.deadline_ms},

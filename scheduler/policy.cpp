@@ -1,7 +1,41 @@
 #include "scheduler/policy.h"
 
+#include <algorithm>
+#include <cctype>
+#include <cmath>
+#include <limits>
+#include <map>
+#include <random>
+
 namespace deepcut::scheduler {
+
+bool PreferReuse(double exit_error_rate, double reuse_probability, double cloud_accuracy) {
+  return reuse_probability * cloud_accuracy > 1.0 - exit_error_rate;
+}
+
+double ExpectedCloudAccuracy(double exit_error, double rate_accuracy, double exit_accuracy) {
+  if (!(exit_accuracy > 0.0 && exit_accuracy < 1.0)) return rate_accuracy;
+  const double k = std::clamp((1.0 - rate_accuracy) / (1.0 - exit_accuracy), 0.0, 1.0);
+  return 1.0 - k * exit_error;
+}
+
 namespace {
+
+// A calibration bin that saw no error still errs sometimes: without a floor
+// the gain of offloading such a frame would be exactly zero, whatever it costs.
+constexpr double kMinErrorRate = 1e-3;
+
+double DefaultCloudAccuracy(const DecisionContext& c) {
+  if (c.default_rate_index >= 0 && c.default_rate_index < static_cast<int>(c.rates.size()))
+    return c.rates[c.default_rate_index].cloud_accuracy;
+  return 0.0;
+}
+
+double DefaultBytes(const DecisionContext& c) {
+  if (c.default_rate_index >= 0 && c.default_rate_index < static_cast<int>(c.rates.size()))
+    return std::max(1.0, c.rates[c.default_rate_index].wire_bytes);
+  return 100.0;
+}
 
 // Offloads every frame at the default rate (the cloud's accuracy, full cost).
 class AlwaysPolicy final : public OffloadPolicy {
@@ -13,23 +47,454 @@ class AlwaysPolicy final : public OffloadPolicy {
 };
 
 // Never sends anything (edge-only: zero uplink bytes, the exit's accuracy).
-class NeverPolicy final : public OffloadPolicy {
+class EdgeOnlyPolicy final : public OffloadPolicy {
  public:
-  const char* name() const override { return "never"; }
+  const char* name() const override { return "edge-only"; }
   Decision Decide(const DecisionContext&) override { return Decision{Action::kLocal, -1}; }
+};
+
+// What every budgeted policy shares: the budget controller, the link
+// estimator, the scene detector and the fallback rule.
+class BudgetedPolicy : public OffloadPolicy {
+ public:
+  explicit BudgetedPolicy(const PolicyOptions& options)
+      : options_(options),
+        budget_(WithBudget(options.budget, options.budget_bps)),
+        estimator_(options.estimator),
+        scene_(WithRange(options.scene, options.model)) {}
+
+  void OnSent(std::uint64_t request_id, TimeUs now_us, std::int64_t wire_bytes) override {
+    estimator_.OnSent(request_id, now_us, wire_bytes);
+    budget_.Spend(wire_bytes, now_us);
+    sent_accuracy_[request_id] = decided_cloud_accuracy_;
+    Sent(now_us);
+  }
+
+  void OnOutcome(const Feedback& f) override {
+    switch (f.outcome) {
+      case Outcome::kAnswered:
+      case Outcome::kLate:
+        estimator_.OnReply(f.request_id, f.now_us, f.server_us);
+        // Answers can arrive out of order; the newest frame's is the reference.
+        if (f.frame_id > last_answered_frame_ && !f.features.empty()) {
+          last_answered_frame_ = f.frame_id;
+          scene_.ObserveCloudAnswer(f.features, f.class_id);
+          if (auto it = sent_accuracy_.find(f.request_id); it != sent_accuracy_.end())
+            reference_accuracy_ = it->second;
+        }
+        sent_accuracy_.erase(f.request_id);
+        break;
+      case Outcome::kLost:
+        // A late answer may still follow and become the reference.
+        estimator_.OnLost(f.request_id, f.now_us);
+        break;
+      case Outcome::kBusy:
+      case Outcome::kError:
+        estimator_.OnLost(f.request_id, f.now_us);
+        sent_accuracy_.erase(f.request_id);
+        break;
+    }
+    // Bounded: requests whose replies never come are forgotten eventually.
+    while (sent_accuracy_.size() > 1024) sent_accuracy_.erase(sent_accuracy_.begin());
+  }
+
+  void SetBudget(double budget_bps, TimeUs now_us) override {
+    budget_.SetBudget(budget_bps, now_us);
+  }
+  const SceneDetector* scene() const override { return &scene_; }
+
+ protected:
+  virtual void Sent(TimeUs /*now_us*/) {}
+
+  // Called by Decide with this frame's expected cloud accuracy at the chosen
+  // rate, remembered for the reference if the frame is sent.
+  void NoteDecision(const DecisionContext& c, int rate_index) {
+    const int r = rate_index >= 0 ? rate_index : c.default_rate_index;
+    const double rate_accuracy =
+        r >= 0 && r < static_cast<int>(c.rates.size()) ? c.rates[r].cloud_accuracy : 0.0;
+    decided_cloud_accuracy_ = ExpectedCloudAccuracy(std::max<double>(c.exit_error_rate, 0.0),
+                                                    rate_accuracy, options_.model.exit_accuracy);
+  }
+
+  // Expected accuracy of reusing the cloud's last answer for this frame.
+  double ReuseAccuracy(const DecisionContext& c) const {
+    if (!c.has_cloud_answer || !scene_.HasReference() || c.features.empty()) return 0.0;
+    return scene_.ReuseProbability(scene_.Distance(c.features)) *
+           (reference_accuracy_ >= 0 ? reference_accuracy_ : DefaultCloudAccuracy(c));
+  }
+
+  // The shared fallback rule for a frame that is not offloaded.
+  Decision Fallback(const DecisionContext& c) const {
+    if (c.has_cloud_answer && scene_.HasReference() && !c.features.empty()) {
+      const double p = scene_.ReuseProbability(scene_.Distance(c.features));
+      if (PreferReuse(c.exit_error_rate, p,
+                      reference_accuracy_ >= 0 ? reference_accuracy_ : DefaultCloudAccuracy(c)))
+        return Decision{Action::kReuse, -1};
+    }
+    return Decision{Action::kLocal, -1};
+  }
+
+  bool WindowOpen(const DecisionContext& c) const {
+    return c.max_in_flight <= 0 || c.in_flight < c.max_in_flight;
+  }
+
+  // With a budget: the frame passes if its score clears the controller's price
+  // and the bucket holds its bytes. Without: if it clears `threshold`.
+  bool Pass(double score, double bytes, double threshold, const DecisionContext& c) {
+    if (budget_.Unlimited()) return score >= threshold;
+    budget_.ObserveScore(score, c.now_us);
+    return score > 0.0 && score >= budget_.Price() &&
+           budget_.CanSpend(static_cast<std::int64_t>(std::ceil(bytes)), c.now_us);
+  }
+
+  static BudgetOptions WithBudget(BudgetOptions b, double bps) {
+    b.budget_bps = bps;
+    return b;
+  }
+  static SceneOptions WithRange(SceneOptions s, const ModelFacts& m) {
+    s.value_min = m.value_min;
+    s.value_max = m.value_max;
+    s.channels = m.channels;
+    return s;
+  }
+
+  PolicyOptions options_;
+  BudgetController budget_;
+  BandwidthEstimator estimator_;
+  SceneDetector scene_;
+  std::int64_t last_answered_frame_ = -1;
+  double decided_cloud_accuracy_ = 0.0;
+  double reference_accuracy_ = -1.0;  // expected accuracy of the reference's answer
+  std::map<std::uint64_t, double> sent_accuracy_;
+};
+
+// Every k-th frame, or with a budget every 8 * bytes / budget seconds.
+class PeriodicPolicy final : public BudgetedPolicy {
+ public:
+  using BudgetedPolicy::BudgetedPolicy;
+  const char* name() const override { return "periodic"; }
+  Decision Decide(const DecisionContext& c) override {
+    ++frames_since_;
+    bool due;
+    const double bytes = DefaultBytes(c);
+    if (budget_.Unlimited()) {
+      due = frames_since_ >= options_.period_frames;
+    } else {
+      interval_us_ = static_cast<TimeUs>(8.0 * bytes / budget_.budget_bps() * 1e6);
+      due = next_due_us_ < 0 || c.now_us >= next_due_us_;
+      due = due && budget_.CanSpend(static_cast<std::int64_t>(std::ceil(bytes)), c.now_us);
+    }
+    NoteDecision(c, c.default_rate_index);
+    if (due && WindowOpen(c)) return Decision{Action::kOffload, c.default_rate_index};
+    return Fallback(c);
+  }
+
+ private:
+  // The schedule advances by whole intervals, so frame times that do not
+  // divide the interval do not slow it down; after a gap it restarts.
+  void Sent(TimeUs now_us) override {
+    frames_since_ = 0;
+    next_due_us_ = next_due_us_ < 0 || now_us - next_due_us_ > interval_us_
+                       ? now_us + interval_us_
+                       : next_due_us_ + interval_us_;
+  }
+  int frames_since_ = std::numeric_limits<int>::max() / 2;
+  TimeUs next_due_us_ = -1;
+  TimeUs interval_us_ = 0;
+};
+
+// Each frame with probability p: fixed, or what the budget affords (the
+// controller's price over uniform random scores lets that fraction through).
+class RandomPolicy final : public BudgetedPolicy {
+ public:
+  explicit RandomPolicy(const PolicyOptions& o) : BudgetedPolicy(o), rng_(o.seed) {}
+  const char* name() const override { return "random"; }
+  Decision Decide(const DecisionContext& c) override {
+    const double u = uniform_(rng_);
+    const double bytes = DefaultBytes(c);
+    bool go;
+    if (options_.random_probability > 0.0) {
+      go = u < options_.random_probability &&
+           (budget_.Unlimited() ||
+            budget_.CanSpend(static_cast<std::int64_t>(std::ceil(bytes)), c.now_us));
+    } else {
+      // Unlimited and no p given: one frame in ten.
+      go = Pass(1.0 - u, bytes, 0.9, c);
+    }
+    NoteDecision(c, c.default_rate_index);
+    if (go && WindowOpen(c)) return Decision{Action::kOffload, c.default_rate_index};
+    return Fallback(c);
+  }
+
+ private:
+  std::mt19937_64 rng_;
+  std::uniform_real_distribution<double> uniform_{0.0, 1.0};
+};
+
+// The frames the exit is least sure of (calibrated error rate).
+class ConfidencePolicy final : public BudgetedPolicy {
+ public:
+  using BudgetedPolicy::BudgetedPolicy;
+  const char* name() const override { return "confidence"; }
+  Decision Decide(const DecisionContext& c) override {
+    // Calibrated error rates come in bins; the raw confidence breaks the ties.
+    const double score = std::max<double>(c.exit_error_rate, kMinErrorRate) +
+                         1e-4 * (1.0 - static_cast<double>(c.exit_confidence));
+    bool go = budget_.Unlimited() ? c.exit_confidence < options_.confidence_threshold
+                                  : Pass(score, DefaultBytes(c), 0.0, c);
+    NoteDecision(c, c.default_rate_index);
+    if (go && WindowOpen(c)) return Decision{Action::kOffload, c.default_rate_index};
+    return Fallback(c);
+  }
+};
+
+// Glimpse/Reducto-like: the frames whose thumbnail changed most since the
+// last frame sent.
+class FrameDiffPolicy final : public BudgetedPolicy {
+ public:
+  using BudgetedPolicy::BudgetedPolicy;
+  const char* name() const override { return "framediff"; }
+  bool WantsPixels() const override { return true; }
+  Decision Decide(const DecisionContext& c) override {
+    double diff = 1.0;  // nothing sent yet: maximal change
+    if (!sent_pixels_.empty() && sent_pixels_.size() == c.pixels.size()) {
+      double sum = 0.0;
+      for (size_t i = 0; i < c.pixels.size(); ++i) sum += std::abs(c.pixels[i] - sent_pixels_[i]);
+      diff = sum / std::max<size_t>(1, c.pixels.size());
+    }
+    candidate_.assign(c.pixels.begin(), c.pixels.end());
+    const bool go = Pass(diff, DefaultBytes(c), options_.framediff_threshold, c);
+    NoteDecision(c, c.default_rate_index);
+    if (go && WindowOpen(c)) return Decision{Action::kOffload, c.default_rate_index};
+    return Fallback(c);
+  }
+
+ private:
+  void Sent(TimeUs) override { sent_pixels_ = candidate_; }
+  std::vector<float> sent_pixels_, candidate_;
+};
+
+// The DeepCut policy: expected accuracy gain per byte against the price.
+//
+// The gain of offloading at rate r has two parts. Now: P(cloud right) -
+// P(fallback right) on this frame; the cloud is right with
+// ExpectedCloudAccuracy(e, a_r, a_exit), e the calibrated exit error at this
+// confidence; the fallback with max(1 - e, p_reuse * a_ref), p_reuse what the
+// scene detector says of the cloud's last answer at this distance and a_ref
+// that answer's own expected accuracy (so resending an unchanged scene gains
+// nothing). Later: the answer becomes the reference the next frames of this
+// scene reuse. With probability s that the current reference (or the answer
+// already on its way) is stale, it is worth the scene's expected remaining
+// frames (the mean scene length, learned from the scene changes seen) times the
+// mean per-frame benefit of reusing a fresh answer over the exit's
+// (max(0, a_cloud - (1 - e)), averaged over recent frames), discounted by half
+// (a later frame of the scene could be sent instead).
+class DeepCutPolicy final : public BudgetedPolicy {
+ public:
+  using BudgetedPolicy::BudgetedPolicy;
+  const char* name() const override { return "deepcut"; }
+  Decision Decide(const DecisionContext& c) override {
+    const double e = std::max<double>(c.exit_error_rate, kMinErrorRate);
+    const double fallback_right = std::max(1.0 - e, ReuseAccuracy(c));
+    const double a_default =
+        ExpectedCloudAccuracy(e, DefaultCloudAccuracy(c), options_.model.exit_accuracy);
+    const double future = FutureValue(c, a_default, e);
+    const TimeUs time_left = c.deadline_us - c.now_us;
+    // Worth sending at the user's rate? Then the best rate that fits: the
+    // user's, else the most accurate cheaper one the link can bring back in
+    // time (and the bucket can pay for).
+    const int d = c.default_rate_index;
+    const double default_bytes = DefaultBytes(c);
+    const double gain = a_default - fallback_right + future;
+    const double score = gain >= options_.min_gain ? gain / default_bytes : 0.0;
+    int best = -1;
+    if (score > 0.0) {
+      std::vector<int> order;
+      for (int r = 0; r < static_cast<int>(c.rates.size()); ++r)
+        if (r == d || (options_.choose_rate && c.rates[r].wire_bytes < default_bytes))
+          order.push_back(r);
+      std::stable_sort(order.begin(), order.end(), [&](int a, int b) {
+        if ((a == d) != (b == d)) return a == d;
+        return c.rates[a].cloud_accuracy > c.rates[b].cloud_accuracy;
+      });
+      for (int r : order) {
+        const auto bytes =
+            static_cast<std::int64_t>(std::ceil(std::max(1.0, c.rates[r].wire_bytes)));
+        if (estimator_.PredictLatencyUs(bytes, c.now_us) > options_.deadline_fraction * time_left)
+          continue;
+        // The budget is no reason to send a worse answer: wait for the tokens.
+        if (!budget_.Unlimited() && !budget_.CanSpend(bytes, c.now_us)) break;
+        best = r;
+        break;
+      }
+    }
+    const double best_score = score;
+    const double bytes = best >= 0 ? std::max(1.0, c.rates[best].wire_bytes) : DefaultBytes(c);
+    const bool go = Pass(best >= 0 ? best_score : 0.0, bytes, 1e-12, c);
+    NoteDecision(c, best);
+    if (go && best >= 0 && WindowOpen(c)) {
+      pending_descriptor_ = descriptor_;
+      return Decision{Action::kOffload, best};
+    }
+    return Fallback(c);
+  }
+
+ private:
+  double FutureValue(const DecisionContext& c, double a_cloud, double e) {
+    if (c.features.empty()) return 0.0;
+    descriptor_ = SceneDescriptor(c.features, options_.model.channels);
+    const double range = static_cast<double>(options_.model.value_max) - options_.model.value_min;
+    // Scene changes between consecutive frames: the scene's length.
+    if (!previous_.empty()) {
+      const double d = SceneDistance(descriptor_, previous_, range);
+      if (scene_.HasReference() ? scene_.ReuseProbability(d) < 0.5 : d > 0.05) {
+        mean_scene_frames_ += 0.1 * (frames_in_scene_ - mean_scene_frames_);
+        frames_in_scene_ = 0;
+      }
+    }
+    previous_ = descriptor_;
+    ++frames_in_scene_;
+    mean_benefit_ += 0.02 * (std::max(0.0, a_cloud - (1.0 - e)) - mean_benefit_);
+    // How likely neither the reference nor the answer on its way fits this frame.
+    double stale = 1.0;
+    if (c.has_cloud_answer && scene_.HasReference())
+      stale = 1.0 - scene_.ReuseProbability(scene_.Distance(c.features));
+    if (c.in_flight > 0 && !pending_descriptor_.empty() && scene_.HasReference())
+      stale = std::min(stale, 1.0 - scene_.ReuseProbability(
+                                        SceneDistance(descriptor_, pending_descriptor_, range)));
+    const double remaining = std::max(0.0, mean_scene_frames_ - 1.0);
+    return options_.future_weight * stale * remaining * mean_benefit_;
+  }
+
+  std::vector<float> descriptor_, previous_, pending_descriptor_;
+  double mean_scene_frames_ = 10.0;  // until scene changes have been seen
+  double frames_in_scene_ = 0.0;
+  double mean_benefit_ = 0.0;
+};
+
+// Plays a fixed plan (the oracle's), with the shared fallback rule under a
+// frozen scene calibration.
+class PlanPolicy final : public OffloadPolicy {
+ public:
+  PlanPolicy(std::vector<int> plan, const SceneDetector& scene, const ModelFacts& model)
+      : plan_(std::move(plan)), scene_(scene), model_(model) {}
+  const char* name() const override { return "oracle"; }
+  Decision Decide(const DecisionContext& c) override {
+    if (c.frame_id >= 0 && c.frame_id < static_cast<std::int64_t>(plan_.size()) &&
+        plan_[c.frame_id] >= 0) {
+      const int r = plan_[c.frame_id];
+      if (r < static_cast<int>(c.rates.size()))
+        accuracy_by_frame_[c.frame_id] =
+            ExpectedCloudAccuracy(std::max<double>(c.exit_error_rate, 0.0),
+                                  c.rates[r].cloud_accuracy, model_.exit_accuracy);
+      return Decision{Action::kOffload, r};
+    }
+    if (c.has_cloud_answer && scene_.HasReference() && !c.features.empty()) {
+      const double p = scene_.ReuseProbability(scene_.Distance(c.features));
+      if (PreferReuse(c.exit_error_rate, p, reference_accuracy_))
+        return Decision{Action::kReuse, -1};
+    }
+    return Decision{Action::kLocal, -1};
+  }
+  void OnOutcome(const Feedback& f) override {
+    if ((f.outcome == Outcome::kAnswered || f.outcome == Outcome::kLate) &&
+        f.frame_id > last_answered_frame_ && !f.features.empty()) {
+      last_answered_frame_ = f.frame_id;
+      scene_.SetReference(f.features, f.class_id);  // no learning: the calibration stays frozen
+      reference_accuracy_ = accuracy_by_frame_[f.frame_id];
+    }
+  }
+  const SceneDetector* scene() const override { return &scene_; }
+
+ private:
+  std::vector<int> plan_;
+  SceneDetector scene_;
+  ModelFacts model_;
+  std::map<std::int64_t, double> accuracy_by_frame_;
+  double reference_accuracy_ = 0.0;
+  std::int64_t last_answered_frame_ = -1;
 };
 
 }  // namespace
 
-std::vector<std::string> PolicyNames() { return {"always", "never"}; }
+std::vector<std::string> PolicyNames() {
+  return {"deepcut", "edge-only", "always", "periodic", "random", "confidence", "framediff"};
+}
 
-Result<std::unique_ptr<OffloadPolicy>> MakePolicy(const PolicyOptions& options) {
-  if (options.name == "always") return std::unique_ptr<OffloadPolicy>(new AlwaysPolicy());
-  if (options.name == "never" || options.name == "edge-only")
-    return std::unique_ptr<OffloadPolicy>(new NeverPolicy());
+Result<std::unique_ptr<OffloadPolicy>> MakePolicy(const PolicyOptions& o) {
+  if (o.period_frames < 1) return InvalidArgument("period must be >= 1 frame");
+  if (o.random_probability < 0.0 || o.random_probability > 1.0)
+    return InvalidArgument("random probability must be in [0, 1]");
+  if (!(o.deadline_fraction > 0.0 && o.deadline_fraction <= 1.0))
+    return InvalidArgument("deadline fraction must be in (0, 1]");
+  if (!std::isfinite(o.budget_bps)) return InvalidArgument("budget must be finite");
+  std::unique_ptr<OffloadPolicy> p;
+  if (o.name == "always") p = std::make_unique<AlwaysPolicy>();
+  if (o.name == "never" || o.name == "edge-only") p = std::make_unique<EdgeOnlyPolicy>();
+  if (o.name == "periodic") p = std::make_unique<PeriodicPolicy>(o);
+  if (o.name == "random") p = std::make_unique<RandomPolicy>(o);
+  if (o.name == "confidence") p = std::make_unique<ConfidencePolicy>(o);
+  if (o.name == "framediff") p = std::make_unique<FrameDiffPolicy>(o);
+  if (o.name == "deepcut") p = std::make_unique<DeepCutPolicy>(o);
+  if (p) return p;
   std::string known;
   for (const auto& n : PolicyNames()) known += (known.empty() ? "" : ", ") + n;
-  return InvalidArgument("unknown policy '" + options.name + "' (known: " + known + ")");
+  if (o.name == "oracle")
+    return InvalidArgument(
+        "the oracle needs hindsight over a whole trace; it runs only in "
+        "deepcut-replay (known here: " +
+        known + ")");
+  return InvalidArgument("unknown policy '" + o.name + "' (known: " + known + ")");
+}
+
+std::unique_ptr<OffloadPolicy> MakePlanPolicy(std::vector<int> plan, const SceneDetector& scene,
+                                              const ModelFacts& model) {
+  return std::make_unique<PlanPolicy>(std::move(plan), scene, model);
+}
+
+Result<double> ParseBitRate(const std::string& text) {
+  std::string s;
+  for (char ch : text)
+    if (!std::isspace(static_cast<unsigned char>(ch))) s += ch;
+  auto bad = [&] {
+    return InvalidArgument("'" + text +
+                           "' is not a bit rate (examples: 64000, 200k, 1.5M, 2G, 500kbps)");
+  };
+  if (s.empty()) return bad();
+  for (const char* unit : {"bit/s", "bps", "b/s"}) {
+    const std::string u(unit);
+    if (s.size() > u.size() && s.compare(s.size() - u.size(), u.size(), u) == 0) {
+      s.resize(s.size() - u.size());
+      break;
+    }
+  }
+  double scale = 1.0;
+  switch (s.empty() ? '\0' : s.back()) {
+    case 'k':
+    case 'K':
+      scale = 1e3;
+      break;
+    case 'M':
+      scale = 1e6;
+      break;
+    case 'G':
+    case 'g':
+      scale = 1e9;
+      break;
+    default:
+      break;
+  }
+  if (scale != 1.0) s.pop_back();
+  if (s.empty()) return bad();
+  size_t used = 0;
+  double value;
+  try {
+    value = std::stod(s, &used);
+  } catch (const std::exception&) {
+    return bad();
+  }
+  if (used != s.size() || !std::isfinite(value) || value < 0.0) return bad();
+  return value * scale;
 }
 
 }  // namespace deepcut::scheduler

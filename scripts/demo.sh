@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The main job on built-in defaults: installs what is needed, builds, starts a
 # cloud and an edge on loopback, runs the Fashion-MNIST test set through them
-# and prints the summary. Extra arguments go to deepcut-edge
+# and prints the summary; then the scheduler: every policy and the offline
+# oracle side by side on a scene trace, in virtual time, at a quarter of
+# always-offload's bytes. Extra arguments go to deepcut-edge
 # (e.g. scripts/demo.sh --frames 2000 --rate 2b).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -24,3 +26,10 @@ echo "demo: cloud listening on $endpoint"
   --source fashion-mnist:test --policy always \
   --out "$out/answers.jsonl" --summary "$out/summary.json" "$@"
 echo "demo: per-frame answers in $out/answers.jsonl, summary in $out/summary.json"
+
+echo "demo: the scheduler, replayed: a 3000-frame scene trace over a 2 Mbit/s link, budget 25%"
+"$bin/trace/deepcut-trace" make --dataset fashion-mnist --split test --frames 3000 --fps 10 \
+  --seed 1 --out "$out/scene.dctrace"
+"$bin/replay/deepcut-replay" --model models/fmnist --frames "$out/scene.dctrace" \
+  --link-rate 2M --budget 25% --policies all --out "$out/replay.json" --plot "$out/replay.png"
+echo "demo: replay report in $out/replay.json, plot in $out/replay.png"

@@ -205,6 +205,30 @@ Status ParseBottleneck(const json& root, Manifest& m) {
   return Status::Ok();
 }
 
+// Optional: provenance.metrics.{validation_,}tail_accuracy.<rate> and
+// {validation_,}exit_accuracy. The scheduler uses them to weigh an offload;
+// anything missing or out of [0, 1] reads as unknown (0).
+void ReadMeasuredAccuracy(const json& root, Manifest& m) {
+  m.rate_accuracy.assign(m.rates.size(), 0.0);
+  if (!root.contains("provenance") || !root["provenance"].is_object()) return;
+  const json& prov = root["provenance"];
+  if (!prov.contains("metrics") || !prov["metrics"].is_object()) return;
+  const json& metrics = prov["metrics"];
+  auto number = [](const json& j, const std::string& key) {
+    if (!j.is_object() || !j.contains(key) || !j[key].is_number()) return 0.0;
+    const double v = j[key].get<double>();
+    return v >= 0.0 && v <= 1.0 ? v : 0.0;
+  };
+  for (const char* prefix : {"", "validation_"}) {
+    const std::string tail_key = std::string(prefix) + "tail_accuracy";
+    if (metrics.contains(tail_key))
+      for (size_t r = 0; r < m.rates.size(); ++r)
+        if (double v = number(metrics[tail_key], m.rates[r].name); v > 0.0) m.rate_accuracy[r] = v;
+    if (double v = number(metrics, std::string(prefix) + "exit_accuracy"); v > 0.0)
+      m.exit_accuracy = v;
+  }
+}
+
 }  // namespace
 
 int Manifest::RateIndex(const std::string& rate_name) const {
@@ -269,6 +293,7 @@ Result<Manifest> ParseManifest(const std::string& json_text, const std::filesyst
   if (root.contains("provenance") && root["provenance"].is_object() &&
       root["provenance"].contains("command") && root["provenance"]["command"].is_string())
     m.provenance_command = root["provenance"]["command"].get<std::string>();
+  ReadMeasuredAccuracy(root, m);
   return m;
 }
 

@@ -67,6 +67,10 @@ struct Manifest {
   std::vector<std::string> classes;
   std::vector<CalibrationBin> calibration;
   std::string provenance_command;
+  // Measured accuracies from provenance.metrics (validation set when present,
+  // else test); 0 where the manifest does not say. One per rate.
+  std::vector<double> rate_accuracy;
+  double exit_accuracy = 0.0;
   // Identifies what the codec and the tail must agree on (name, bottleneck,
   // rates, classes); requests carry it instead of shapes and ranges.
   std::uint32_t fingerprint = 0;

@@ -258,3 +258,152 @@ TEST_F(EdgeRuntimeTest, RefusesUnknownRate) {
 
 }  // namespace
 }  // namespace deepcut::edge
+
+namespace deepcut::edge {
+namespace {
+
+// A policy that follows a script per frame and records what it is told.
+class ScriptedPolicy final : public scheduler::OffloadPolicy {
+ public:
+  explicit ScriptedPolicy(std::function<scheduler::Decision(const scheduler::DecisionContext&)> f)
+      : decide_(std::move(f)) {}
+  const char* name() const override { return "scripted"; }
+  scheduler::Decision Decide(const scheduler::DecisionContext& c) override {
+    contexts.push_back(c);
+    return decide_(c);
+  }
+  void OnSent(std::uint64_t id, TimeUs, std::int64_t bytes) override {
+    sent.emplace_back(id, bytes);
+  }
+  void OnOutcome(const scheduler::Feedback& f) override {
+    outcomes.push_back({f.frame_id, f.outcome, f.class_id, f.features.size()});
+  }
+  struct Seen {
+    std::int64_t frame;
+    scheduler::Outcome outcome;
+    int class_id;
+    size_t features;
+  };
+  std::vector<scheduler::DecisionContext> contexts;
+  std::vector<std::pair<std::uint64_t, std::int64_t>> sent;
+  std::vector<Seen> outcomes;
+
+ private:
+  std::function<scheduler::Decision(const scheduler::DecisionContext&)> decide_;
+};
+
+class RuntimePolicyTest : public EdgeRuntimeTest {
+ protected:
+  std::vector<Answer> RunWith(ScriptedLink& link, scheduler::OffloadPolicy& policy, int n,
+                              TimeUs period_us, EdgeOptions options = {}) {
+    std::vector<Answer> answers;
+    EdgeRuntime runtime(options, *model_, policy, link, clock_,
+                        [&](const Answer& a) { answers.push_back(a); });
+    EXPECT_TRUE(runtime.Validate().ok());
+    for (int i = 0; i < n; ++i) {
+      EXPECT_TRUE(runtime.ProcessFrame(Frame(i), clock_.NowUs()).ok());
+      runtime.PumpUntil(clock_.NowUs() + period_us);
+    }
+    runtime.Drain();
+    runtime.PumpUntil(clock_.NowUs() + 1'000'000);
+    rates_ = runtime.rate_info();
+    return answers;
+  }
+  std::vector<scheduler::RateInfo> rates_;
+};
+
+// Frame 0 goes to the cloud; the others reuse its answer, and say so.
+TEST_F(RuntimePolicyTest, ReuseDeliversTheCloudsLastAnswer) {
+  ScriptedLink link(clock_, 5'000, [](const transport::Request& r) { return OkReply(r, 4); });
+  ScriptedPolicy policy([](const scheduler::DecisionContext& c) {
+    if (c.frame_id == 0) return scheduler::Decision{scheduler::Action::kOffload, 0};
+    return scheduler::Decision{scheduler::Action::kReuse, -1};
+  });
+  auto answers = RunWith(link, policy, 5, 10'000);
+  ExpectOneAnswerEach(answers, 5);
+  EXPECT_EQ(answers[0].route, Route::kCloud);
+  for (int i = 1; i < 5; ++i) {
+    EXPECT_EQ(answers[i].route, Route::kReuse) << i;
+    EXPECT_EQ(answers[i].class_id, 4);
+    EXPECT_FALSE(answers[i].offloaded);
+    EXPECT_EQ(answers[i].uplink_bytes, 0);
+  }
+  // The policy saw the features, a cloud answer to reuse, and every rate's bytes and accuracy.
+  ASSERT_EQ(policy.contexts.size(), 5u);
+  EXPECT_EQ(policy.contexts[0].features.size(),
+            static_cast<size_t>(manifest_.bottleneck.Elements()));
+  EXPECT_FALSE(policy.contexts[0].has_cloud_answer);
+  EXPECT_TRUE(policy.contexts[1].has_cloud_answer);
+  ASSERT_EQ(rates_.size(), manifest_.rates.size());
+  for (size_t r = 0; r < rates_.size(); ++r) {
+    EXPECT_GT(rates_[r].wire_bytes, 10.0) << r;
+    EXPECT_GT(rates_[r].cloud_accuracy, 0.5) << r;
+  }
+  ASSERT_EQ(policy.outcomes.size(), 1u);
+  EXPECT_EQ(policy.outcomes[0].outcome, scheduler::Outcome::kAnswered);
+  EXPECT_EQ(policy.outcomes[0].class_id, 4);
+  EXPECT_EQ(policy.outcomes[0].features, static_cast<size_t>(manifest_.bottleneck.Elements()));
+  ASSERT_EQ(policy.sent.size(), 1u);
+  EXPECT_EQ(policy.sent[0].second, answers[0].uplink_bytes);
+}
+
+// Reuse asked for before any cloud answer exists: the exit answers.
+TEST_F(RuntimePolicyTest, ReuseWithoutACloudAnswerFallsBackToTheExit) {
+  ScriptedLink link(clock_, 5'000, [](const transport::Request& r) { return OkReply(r, 4); });
+  ScriptedPolicy policy([](const scheduler::DecisionContext&) {
+    return scheduler::Decision{scheduler::Action::kReuse, -1};
+  });
+  auto answers = RunWith(link, policy, 3, 10'000);
+  ExpectOneAnswerEach(answers, 3);
+  for (const auto& a : answers) EXPECT_EQ(a.route, Route::kLocal);
+}
+
+// A reply after the deadline: the frame keeps its fallback, the policy hears
+// kLost then kLate, and the late answer is what later frames reuse.
+TEST_F(RuntimePolicyTest, LateReplyRefreshesTheReuseCache) {
+  ScriptedLink link(clock_, 300'000, [](const transport::Request& r) { return OkReply(r, 9); });
+  ScriptedPolicy policy([](const scheduler::DecisionContext& c) {
+    if (c.frame_id == 0) return scheduler::Decision{scheduler::Action::kOffload, 0};
+    return scheduler::Decision{scheduler::Action::kReuse, -1};
+  });
+  EdgeOptions options;
+  options.deadline_ms = 100;
+  auto answers = RunWith(link, policy, 6, 100'000, options);  // frames every 100 ms
+  ExpectOneAnswerEach(answers, 6);
+  EXPECT_EQ(answers[0].route, Route::kLocal);
+  EXPECT_EQ(answers[0].reason, Reason::kDeadlineMissed);
+  // The reply lands at 300 ms, as frame 3 is captured: frames 1-2 had nothing
+  // to reuse, frames 3-5 reuse it.
+  for (int i = 1; i <= 2; ++i) EXPECT_EQ(answers[i].route, Route::kLocal) << i;
+  for (int i = 3; i <= 5; ++i) {
+    EXPECT_EQ(answers[i].route, Route::kReuse) << i;
+    EXPECT_EQ(answers[i].class_id, 9);
+  }
+  ASSERT_EQ(policy.outcomes.size(), 2u);
+  EXPECT_EQ(policy.outcomes[0].outcome, scheduler::Outcome::kLost);
+  EXPECT_EQ(policy.outcomes[1].outcome, scheduler::Outcome::kLate);
+  EXPECT_EQ(policy.outcomes[1].class_id, 9);
+}
+
+// Busy and error replies reach the policy as such.
+TEST_F(RuntimePolicyTest, BusyAndErrorOutcomes) {
+  int n = 0;
+  ScriptedLink link(clock_, 5'000, [&](const transport::Request& r) {
+    transport::Reply reply;
+    reply.seq = r.seq;
+    reply.status = n++ % 2 ? transport::ReplyStatus::kBusy : transport::ReplyStatus::kError;
+    reply.message = "scripted";
+    return std::optional(transport::EncodeReply(reply));
+  });
+  ScriptedPolicy policy([](const scheduler::DecisionContext&) {
+    return scheduler::Decision{scheduler::Action::kOffload, 0};
+  });
+  auto answers = RunWith(link, policy, 4, 10'000);
+  ExpectOneAnswerEach(answers, 4);
+  ASSERT_EQ(policy.outcomes.size(), 4u);
+  EXPECT_EQ(policy.outcomes[0].outcome, scheduler::Outcome::kError);
+  EXPECT_EQ(policy.outcomes[1].outcome, scheduler::Outcome::kBusy);
+}
+
+}  // namespace
+}  // namespace deepcut::edge

@@ -1,0 +1,104 @@
+// Virtual-time replay: a recorded frame trace through the real edge runtime,
+// a policy, an emulated link (network trace) and an in-process cloud running
+// the real tail. Deterministic: the clock is virtual, the link a FIFO over the
+// trace, the cloud a fixed service time, the policies seeded.
+//
+// Also the offline oracle: every frame's exit answer, cloud answer and bytes
+// at every rate are computed once, and SolveOracle picks, with hindsight, the
+// frames to offload within the same byte budget under the runtime's fallback
+// rule. Its plan is then also played through the link ("oracle-replayed").
+//
+// Thread-safety: one replay per thread (it owns its models).
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "core/answer.h"
+#include "core/status.h"
+#include "replay/net_trace.h"
+#include "replay/sim_link.h"
+#include "scheduler/policy.h"
+#include "splitnet/manifest.h"
+
+namespace deepcut::replay {
+
+struct ReplayOptions {
+  std::string frames;            // frame trace file (deepcut-trace make/record)
+  std::string uplink = "2M";     // mahimahi file or fixed rate
+  std::string downlink = "12M";  // replies: fixed fast link (or a trace)
+  double budget_bps = 0.0;       // the knob; <= 0 unlimited
+  double deadline_ms = 200.0;
+  double guard_ms = 2.0;
+  int max_in_flight = 8;
+  std::string rate;  // default codec rate; empty: the model's
+  std::uint64_t seed = 1;
+  std::int64_t max_frames = -1;  // -1: the whole trace
+  SimLinkOptions link;
+  bool progress = false;  // a line per policy on stderr
+};
+
+struct Metrics {
+  std::string policy;
+  std::int64_t frames = 0, labelled = 0, correct = 0;
+  std::int64_t offloaded = 0, cloud_in_time = 0, reused = 0, local = 0;
+  std::int64_t uplink_bytes = 0;
+  double duration_s = 0.0;  // of the trace (capture span + one frame interval)
+  double accuracy = 0.0;
+  double uplink_bps = 0.0;
+  double max_window_bps = 0.0;  // highest uplink bit/s over any 10 s window
+  double offload_fraction = 0.0;
+  double deadline_hit_ratio = 1.0;    // offloaded frames answered by the cloud in time
+  double answered_by_deadline = 1.0;  // all frames answered by their deadline
+  double p50_ms = 0, p95_ms = 0, p99_ms = 0, mean_ms = 0;
+  double wall_s = 0.0;     // real time the replay took
+  bool hindsight = false;  // the oracle's plan evaluated offline
+  std::map<std::string, std::int64_t> reasons;
+  nlohmann::json ToJson() const;
+};
+
+class Replayer {
+ public:
+  static Result<std::unique_ptr<Replayer>> Create(const splitnet::Manifest& manifest,
+                                                  ReplayOptions options);
+  ~Replayer();
+  // One policy over the whole trace. `answers` receives every answer if given.
+  Result<Metrics> Run(scheduler::OffloadPolicy& policy, std::vector<Answer>* answers = nullptr);
+  // The oracle within `byte_budget`, with the fallback rule under `scene`'s
+  // calibration: its offline metrics and the plan (rate per frame, -1 none).
+  Result<std::pair<Metrics, std::vector<int>>> Oracle(std::int64_t byte_budget,
+                                                      const scheduler::SceneDetector& scene);
+  // Trace duration in seconds (needs one Run or Oracle first, or reads the trace).
+  Result<double> DurationS();
+  scheduler::PolicyOptions PolicyOptionsFor(const std::string& name) const;
+  const ReplayOptions& options() const { return options_; }
+  const NetTrace& uplink() const { return uplink_; }
+
+ private:
+  struct FrameFacts {
+    TimeUs capture_us = 0;
+    int label = -1;
+    int exit_class = -1;
+    float exit_error = 1.0f;
+    std::vector<float> features;
+    std::vector<int> cloud_class;           // per rate
+    std::vector<std::int64_t> cloud_bytes;  // per rate, on the wire
+  };
+  Replayer(const splitnet::Manifest& manifest, ReplayOptions options)
+      : manifest_(manifest), options_(std::move(options)) {}
+  Status Precompute();
+  const splitnet::Manifest& manifest_;
+  ReplayOptions options_;
+  NetTrace uplink_, downlink_;
+  std::unique_ptr<splitnet::SplitModel> edge_model_;
+  std::unique_ptr<InProcessCloud> cloud_;
+  std::vector<FrameFacts> facts_;
+  double duration_s_ = -1.0;
+};
+
+}  // namespace deepcut::replay

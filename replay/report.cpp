@@ -1,0 +1,272 @@
+#include "replay/report.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+
+#include "edge/edge_runtime.h"
+#include "scheduler/policy.h"
+
+namespace deepcut::replay {
+namespace {
+
+const std::vector<std::string>& Known() {
+  static const std::vector<std::string> names = {"edge-only",  "always",    "periodic", "random",
+                                                 "confidence", "framediff", "deepcut",  "oracle"};
+  return names;
+}
+
+Status WriteWhole(const std::string& path, const std::string& text) {
+  const std::string tmp = path + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+    if (!out) return InvalidArgument("cannot write " + path);
+    out << text;
+    if (!out.flush()) {
+      std::filesystem::remove(tmp);
+      return InvalidArgument("cannot write " + path);
+    }
+  }
+  std::error_code ec;
+  std::filesystem::rename(tmp, path, ec);
+  if (ec) {
+    std::filesystem::remove(tmp);
+    return InvalidArgument("cannot write " + path + ": " + ec.message());
+  }
+  return Status::Ok();
+}
+
+std::string Fixed(double v, int digits) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.*f", digits, v);
+  return buf;
+}
+
+std::string Rate(double bps) {
+  if (bps >= 1e6) return Fixed(bps / 1e6, 2) + " M";
+  if (bps >= 1e3) return Fixed(bps / 1e3, 1) + " k";
+  return Fixed(bps, 0) + " ";
+}
+
+struct Row {
+  Metrics m;
+  double realtime_factor = 0.0;
+};
+
+}  // namespace
+
+std::vector<std::string> AllReportPolicies() { return Known(); }
+
+Result<std::string> RunReport(const ReportOptions& o) {
+  // Which policies, in the report's order.
+  std::vector<std::string> wanted = o.policies;
+  if (o.policies_spec == "all") {
+    wanted = Known();
+  } else if (!o.policies_spec.empty()) {
+    std::stringstream ss(o.policies_spec);
+    for (std::string name; std::getline(ss, name, ',');)
+      if (!name.empty()) wanted.push_back(name);
+  }
+  if (wanted.empty()) wanted = {"deepcut"};
+  for (auto& n : wanted) {
+    if (n == "never") n = "edge-only";
+    if (std::find(Known().begin(), Known().end(), n) == Known().end()) {
+      std::string known;
+      for (const auto& k : Known()) known += (known.empty() ? "" : ", ") + k;
+      return InvalidArgument("unknown policy '" + n + "' (known: " + known + ", or all)");
+    }
+  }
+  auto wants = [&](const std::string& n) {
+    return std::find(wanted.begin(), wanted.end(), n) != wanted.end();
+  };
+  // The budget: bit/s, or a percentage of always-offload's bit/s.
+  double budget_bps = 0.0, budget_percent = -1.0;
+  if (!o.budget_text.empty() && o.budget_text.back() == '%') {
+    try {
+      size_t used = 0;
+      budget_percent = std::stod(o.budget_text.substr(0, o.budget_text.size() - 1), &used);
+      if (used + 1 != o.budget_text.size() || !(budget_percent > 0 && budget_percent <= 1000))
+        throw std::invalid_argument("range");
+    } catch (const std::exception&) {
+      return InvalidArgument("--budget: '" + o.budget_text + "' is not a percentage in (0, 1000]");
+    }
+  } else {
+    auto parsed = scheduler::ParseBitRate(o.budget_text);
+    if (!parsed.ok()) return InvalidArgument("--budget: " + parsed.status().message());
+    budget_bps = *parsed;
+  }
+  if (o.json_path.empty() && o.markdown_path.empty() && o.plot_path.empty() && !o.progress)
+    return InvalidArgument("nothing to report");
+  if (!o.plot_path.empty() && o.json_path.empty())
+    return InvalidArgument("--plot needs --out (the plot is drawn from the JSON report)");
+
+  ASSIGN_OR_RETURN(auto manifest, splitnet::LoadManifest(o.model_dir));
+  ASSIGN_OR_RETURN(auto replayer, Replayer::Create(manifest, o.replay));
+
+  std::vector<Row> rows;
+  std::unique_ptr<scheduler::OffloadPolicy> deepcut_policy;
+  auto run = [&](const std::string& name, scheduler::PolicyOptions p,
+                 std::unique_ptr<scheduler::OffloadPolicy>* keep) -> Result<Metrics> {
+    ASSIGN_OR_RETURN(auto policy, scheduler::MakePolicy(p));
+    ASSIGN_OR_RETURN(Metrics m, replayer->Run(*policy));
+    m.policy = name;
+    if (o.progress)
+      std::cerr << "replay: " << name << ": " << m.frames << " frames, accuracy "
+                << Fixed(100 * m.accuracy, 2) << "%, " << Rate(m.uplink_bps) << "bit/s, "
+                << Fixed(m.duration_s / std::max(m.wall_s, 1e-9), 0) << "x real time\n";
+    if (keep) *keep = std::move(policy);
+    return m;
+  };
+  auto add = [&](const Metrics& m) {
+    rows.push_back(Row{m, m.wall_s > 0 ? m.duration_s / m.wall_s : 0.0});
+  };
+  double always_bps = -1.0;
+  if (budget_percent > 0 || wants("always")) {
+    auto p = replayer->PolicyOptionsFor("always");
+    p.budget_bps = 0;
+    ASSIGN_OR_RETURN(Metrics m, run("always", p, nullptr));
+    always_bps = m.uplink_bps;
+    if (wants("always")) add(m);
+  }
+  if (budget_percent > 0) budget_bps = always_bps * budget_percent / 100.0;
+  auto options_for = [&](const std::string& name) {
+    auto p = replayer->PolicyOptionsFor(name);
+    p.budget_bps = budget_bps;
+    return p;
+  };
+  std::vector<Metrics> done;
+  double deepcut_offload_fraction = -1.0;
+  if (wants("deepcut") || wants("oracle") || wants("random")) {
+    ASSIGN_OR_RETURN(Metrics m, run("deepcut", options_for("deepcut"), &deepcut_policy));
+    deepcut_offload_fraction = m.offload_fraction;
+    if (wants("deepcut")) done.push_back(m);
+  }
+  for (const char* name_text : {"edge-only", "periodic", "random", "confidence", "framediff"}) {
+    const std::string name = name_text;
+    if (!wants(name)) continue;
+    auto p = options_for(name);
+    // "random at the same offload rate" as the DeepCut policy.
+    if (name == "random" && deepcut_offload_fraction > 0)
+      p.random_probability = deepcut_offload_fraction;
+    ASSIGN_OR_RETURN(Metrics m, run(name, p, nullptr));
+    done.push_back(m);
+  }
+  for (const std::string& name : Known())
+    for (const Metrics& m : done)
+      if (m.policy == name) add(m);
+  const Metrics* oracle = nullptr;
+  if (wants("oracle")) {
+    ASSIGN_OR_RETURN(double duration_s, replayer->DurationS());
+    std::int64_t byte_budget = budget_bps > 0
+                                   ? static_cast<std::int64_t>(budget_bps * duration_s / 8)
+                                   : std::numeric_limits<std::int64_t>::max() / 4;
+    ASSIGN_OR_RETURN(auto solved, replayer->Oracle(byte_budget, *deepcut_policy->scene()));
+    if (o.progress)
+      std::cerr << "replay: oracle: accuracy " << Fixed(100 * solved.first.accuracy, 2) << "%, "
+                << Rate(solved.first.uplink_bps) << "bit/s (hindsight, solved in "
+                << Fixed(solved.first.wall_s, 1) << " s)\n";
+    add(solved.first);
+    oracle = &rows.back().m;
+    auto plan_policy = scheduler::MakePlanPolicy(solved.second, *deepcut_policy->scene(),
+                                                 edge::ModelFactsOf(manifest));
+    ASSIGN_OR_RETURN(Metrics replayed, replayer->Run(*plan_policy));
+    replayed.policy = "oracle-replayed";
+    add(replayed);
+    oracle = nullptr;
+  }
+  const Metrics* edge_only = nullptr;
+  for (const Row& r : rows) {
+    if (r.m.policy == "oracle") oracle = &r.m;
+    if (r.m.policy == "edge-only") edge_only = &r.m;
+  }
+
+  // The JSON report.
+  nlohmann::json policies = nlohmann::json::object();
+  for (const Row& r : rows) {
+    nlohmann::json j = r.m.ToJson();
+    j["realtime_factor"] = r.realtime_factor;
+    if (budget_bps > 0) j["budget_ratio"] = r.m.uplink_bps / budget_bps;
+    if (oracle && oracle->accuracy > 0) {
+      j["oracle_fraction"] = r.m.accuracy / oracle->accuracy;
+      if (edge_only && oracle->accuracy > edge_only->accuracy)
+        j["oracle_gain_fraction"] =
+            (r.m.accuracy - edge_only->accuracy) / (oracle->accuracy - edge_only->accuracy);
+    }
+    policies[r.m.policy] = j;
+  }
+  const NetTrace& up = replayer->uplink();
+  nlohmann::json report{{"model", o.model_dir},
+                        {"frames", o.replay.frames},
+                        {"uplink",
+                         {{"trace", up.name},
+                          {"mean_bps", up.MeanBps()},
+                          {"delay_ms", o.replay.link.uplink.delay_ms},
+                          {"queue_bytes", o.replay.link.uplink.queue_bytes}}},
+                        {"downlink", o.replay.downlink},
+                        {"budget", o.budget_text},
+                        {"budget_bps", budget_bps},
+                        {"always_bps", always_bps},
+                        {"deadline_ms", o.replay.deadline_ms},
+                        {"cloud_ms", o.replay.link.cloud_ms},
+                        {"seed", o.replay.seed},
+                        {"policies", policies}};
+  // What the DeepCut policy learned of its scenes: P(the cloud's last answer
+  // still holds) against feature distance.
+  if (deepcut_policy && deepcut_policy->scene()) {
+    nlohmann::json curve = nlohmann::json::array();
+    for (int k = 0; k <= 20; ++k) {
+      const double d = 0.02 * k;
+      curve.push_back({d, deepcut_policy->scene()->ReuseProbability(d)});
+    }
+    report["deepcut_reuse_probability"] = curve;
+  }
+
+  // The table.
+  std::ostringstream md;
+  md << "Replay of " << o.replay.frames << " over " << up.name << " (mean " << Rate(up.MeanBps())
+     << "bit/s, delay " << o.replay.link.uplink.delay_ms << " ms), budget "
+     << (budget_bps > 0 ? Rate(budget_bps) + "bit/s" : std::string("unlimited"))
+     << (budget_percent > 0 ? " (" + Fixed(budget_percent, 0) + "% of always-offload)" : "")
+     << ", deadline " << o.replay.deadline_ms << " ms\n\n";
+  md << "| policy | accuracy | uplink bit/s | of budget | max 10 s bit/s | offloaded | "
+        "cloud / reuse / local | deadline hit | p50 / p99 ms | of oracle | of oracle gain | "
+        "x real time |\n";
+  md << "|---|---|---|---|---|---|---|---|---|---|---|---|\n";
+  for (const Row& r : rows) {
+    const Metrics& m = r.m;
+    const auto& j = policies[m.policy];
+    md << "| " << m.policy << (m.hindsight ? " (hindsight)" : "") << " | "
+       << Fixed(100 * m.accuracy, 2) << "% | " << Rate(m.uplink_bps) << " | "
+       << (budget_bps > 0 ? Fixed(m.uplink_bps / budget_bps, 2) : std::string("-")) << " | "
+       << Rate(m.max_window_bps) << " | " << Fixed(100 * m.offload_fraction, 1) << "% | "
+       << m.cloud_in_time << " / " << m.reused << " / " << m.local << " | "
+       << (m.hindsight ? std::string("-") : Fixed(100 * m.deadline_hit_ratio, 1) + "%") << " | "
+       << (m.hindsight ? std::string("-") : Fixed(m.p50_ms, 1) + " / " + Fixed(m.p99_ms, 1))
+       << " | "
+       << (j.contains("oracle_fraction") ? Fixed(j["oracle_fraction"].get<double>(), 3) : "-")
+       << " | "
+       << (j.contains("oracle_gain_fraction") ? Fixed(j["oracle_gain_fraction"].get<double>(), 3)
+                                              : "-")
+       << " | " << (m.hindsight ? std::string("-") : Fixed(r.realtime_factor, 0)) << " |\n";
+  }
+
+  if (!o.json_path.empty()) RETURN_IF_ERROR(WriteWhole(o.json_path, report.dump(2) + "\n"));
+  if (!o.markdown_path.empty()) RETURN_IF_ERROR(WriteWhole(o.markdown_path, md.str()));
+  if (!o.plot_path.empty()) {
+    const std::string script = o.plot_script.empty()
+                                   ? std::string(DEEPCUT_SOURCE_DIR) + "/scripts/plot_replay.py"
+                                   : o.plot_script;
+    const std::string cmd =
+        "/usr/bin/python3 '" + script + "' '" + o.json_path + "' '" + o.plot_path + "'";
+    if (std::system(cmd.c_str()) != 0)
+      return Internal("plotting failed (" + cmd + "); the JSON report is written");
+  }
+  return md.str();
+}
+
+}  // namespace deepcut::replay

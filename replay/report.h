@@ -1,0 +1,31 @@
+// The replay report: runs the requested policies (and the oracle) over one
+// frame trace, link and budget, and writes the JSON, the markdown table and
+// the plot. Output files are written whole or not at all.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "core/status.h"
+#include "replay/replay.h"
+
+namespace deepcut::replay {
+
+struct ReportOptions {
+  std::string model_dir;
+  ReplayOptions replay;
+  std::string budget_text = "0";      // bit/s, "25%" of always-offload, or 0
+  std::vector<std::string> policies;  // --policy, repeatable
+  std::string policies_spec;          // --policies all|a,b,c
+  std::string json_path, markdown_path, plot_path;
+  std::string plot_script;  // empty: scripts/plot_replay.py of this source tree
+  bool progress = true;     // a line per policy on stderr
+};
+
+// The names --policies all runs, in the report's order.
+std::vector<std::string> AllReportPolicies();
+
+// Runs everything; returns the readable summary (markdown table).
+Result<std::string> RunReport(const ReportOptions& options);
+
+}  // namespace deepcut::replay
