@@ -37,6 +37,7 @@ EstimatorOptions Sanitized(EstimatorOptions o) {
   o.rtt_alpha = std::clamp(o.rtt_alpha, 0.0, 1.0);
   o.rttvar_beta = std::clamp(o.rttvar_beta, 0.0, 1.0);
   o.loss_decrease = std::clamp(o.loss_decrease, kMinLossFactor, 1.0);
+  o.min_loss_factor = std::clamp(o.min_loss_factor, kMinLossFactor, 1.0);
   if (!(o.initial_bps > 0.0) || !std::isfinite(o.initial_bps)) o.initial_bps = 1e6;
   o.initial_rtt_us = std::max<TimeUs>(0, o.initial_rtt_us);
   o.min_rtt_window_us = std::max<TimeUs>(0, o.min_rtt_window_us);
@@ -107,7 +108,7 @@ void BandwidthEstimator::OnLost(std::uint64_t id, TimeUs now_us) {
   if (it == in_flight_.end()) return;
   in_flight_bytes_ -= it->second.bytes;
   in_flight_.erase(it);
-  loss_factor_ = std::max(kMinLossFactor, LossFactorAt(now_us) * options_.loss_decrease);
+  loss_factor_ = std::max(options_.min_loss_factor, LossFactorAt(now_us) * options_.loss_decrease);
   last_loss_us_ = now_us;
 }
 
@@ -146,7 +147,21 @@ TimeUs BandwidthEstimator::PredictLatencyUs(std::int64_t wire_bytes, TimeUs now_
   const double healed = LossFactorAt(now_us) / loss_factor_;
   const double transfer_us =
       std::min(kMaxPredictionUs, bytes * 8.0 * 1e6 / (EstimateBps() * healed));
-  const TimeUs predicted = MinRttUs() + rttvar_us_ + static_cast<TimeUs>(std::ceil(transfer_us));
+  // Stale RTT statistics fade: the minimum forgets samples older than its
+  // window (also between replies), the deviation halves every second without
+  // a sample, so one bad spell does not weigh on the prediction for ever.
+  TimeUs min_rtt = MinRttUs();
+  for (const auto& [at, rtt] : rtts_)
+    if (at >= now_us - options_.min_rtt_window_us) {
+      min_rtt = rtt;
+      break;
+    } else {
+      min_rtt = rtts_.back().second;
+    }
+  const double since_sample_s =
+      last_reply_us_ >= 0 ? std::max<double>(0.0, (now_us - last_reply_us_) / 1e6) : 0.0;
+  const auto rttvar = static_cast<TimeUs>(rttvar_us_ * std::exp2(-since_sample_s));
+  const TimeUs predicted = min_rtt + rttvar + static_cast<TimeUs>(std::ceil(transfer_us));
   return std::max(predicted, OldestInFlightAgeUs(now_us));
 }
 

@@ -23,11 +23,14 @@
 namespace deepcut::scheduler {
 
 struct EstimatorOptions {
-  int window = 10;                        // throughput samples in the harmonic mean
-  double margin = 0.2;                    // the estimate is the mean times (1 - margin)
-  double rtt_alpha = 0.125;               // EWMA weight of a new RTT sample (RFC 6298)
-  double rttvar_beta = 0.25;              // EWMA weight of a new RTT deviation sample
-  double loss_decrease = 0.5;             // the estimate is multiplied by this per loss
+  int window = 10;             // throughput samples in the harmonic mean
+  double margin = 0.2;         // the estimate is the mean times (1 - margin)
+  double rtt_alpha = 0.125;    // EWMA weight of a new RTT sample (RFC 6298)
+  double rttvar_beta = 0.25;   // EWMA weight of a new RTT deviation sample
+  double loss_decrease = 0.5;  // the estimate is multiplied by this per loss
+  // ... down to this fraction at most: an outage shows in the age of what is
+  // in flight; a deeper cut after a long one only kept the edge from probing.
+  double min_loss_factor = 0.05;
   double initial_bps = 1e6;               // before the first sample
   TimeUs initial_rtt_us = 50'000;         // before the first sample
   TimeUs min_rtt_window_us = 10'000'000;  // the minimum RTT is taken over this long

@@ -67,6 +67,7 @@ class BudgetedPolicy : public OffloadPolicy {
     estimator_.OnSent(request_id, now_us, wire_bytes);
     budget_.Spend(wire_bytes, now_us);
     sent_accuracy_[request_id] = decided_cloud_accuracy_;
+    last_sent_us_ = now_us;
     Sent(now_us);
   }
 
@@ -165,6 +166,7 @@ class BudgetedPolicy : public OffloadPolicy {
   std::int64_t last_answered_frame_ = -1;
   double decided_cloud_accuracy_ = 0.0;
   double reference_accuracy_ = -1.0;  // expected accuracy of the reference's answer
+  TimeUs last_sent_us_ = std::numeric_limits<TimeUs>::min() / 2;
   std::map<std::uint64_t, double> sent_accuracy_;
 };
 
@@ -320,7 +322,13 @@ class DeepCutPolicy final : public BudgetedPolicy {
       for (int r : order) {
         const auto bytes =
             static_cast<std::int64_t>(std::ceil(std::max(1.0, c.rates[r].wire_bytes)));
-        if (estimator_.PredictLatencyUs(bytes, c.now_us) > options_.deadline_fraction * time_left)
+        // The prediction learns only from replies: when nothing is out and
+        // nothing went for a while, send anyway (a probe), or a bad spell
+        // could keep it pessimistic for ever.
+        const bool probe =
+            c.in_flight == 0 && c.now_us - last_sent_us_ >= options_.probe_interval_us;
+        if (!probe &&
+            estimator_.PredictLatencyUs(bytes, c.now_us) > options_.deadline_fraction * time_left)
           continue;
         // The budget is no reason to send a worse answer: wait for the tokens.
         if (!budget_.Unlimited() && !budget_.CanSpend(bytes, c.now_us)) break;

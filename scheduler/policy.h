@@ -128,6 +128,9 @@ struct PolicyOptions {
   // deepcut: offload only if the predicted round trip fits in this fraction of
   // the time left before the deadline.
   double deadline_fraction = 0.9;
+  // deepcut: with nothing in flight for this long, one offload goes even if
+  // the latency prediction says no (it learns only from replies).
+  TimeUs probe_interval_us = 1'000'000;
   // deepcut: an offload must be expected to gain at least this much accuracy
   // (a probability), however cheap, so an unchanged scene is not resent.
   double min_gain = 0.01;
