@@ -46,6 +46,10 @@ def test(env):
         (["--source", "fashion-mnist:test", "--rate", "77b"], "77b"),
         (["--source", "fashion-mnist:test", "--deadline-ms", "-5"], "deadline"),
         (["--source", "fashion-mnist:test", "--fps", "abc"], "fps"),
+        (["--source", "fashion-mnist:test", "--budget", "12q"], "--budget"),
+        (["--source", "fashion-mnist:test", "--budget", "-3k"], "--budget"),
+        (["--source", "fashion-mnist:test", "--policy", "oracle"], "deepcut-replay"),
+        (["--source", "trace:/nonexistent.dctrace"], "nonexistent"),
     ]
     for extra, mention in cases:
         code, text = run([env.edge_bin, "--cloud", "tcp://127.0.0.1:1", "--model", model,
