@@ -10,6 +10,17 @@
 
 namespace deepcut::edge {
 
+transport::Request OffloadRequest(const splitnet::Manifest& m, int rate_index,
+                                  splitnet::EncodedFeatures encoded, std::uint32_t deadline_ms) {
+  transport::Request request;
+  request.model = transport::ModelTag(m.fingerprint);
+  request.rate_index = rate_index;
+  request.deadline_ms = deadline_ms;
+  request.coding = static_cast<int>(encoded.coding);
+  request.payload = std::move(encoded.payload);
+  return request;
+}
+
 scheduler::ModelFacts ModelFactsOf(const splitnet::Manifest& m) {
   return scheduler::ModelFacts{.value_min = m.bottleneck.min,
                                .value_max = m.bottleneck.max,
@@ -41,12 +52,8 @@ Status EdgeRuntime::MeasureRates(std::span<const float> features) {
   const auto& m = model_.manifest();
   for (size_t r = 0; r < m.rates.size(); ++r) {
     ASSIGN_OR_RETURN(auto encoded, codec_.Encode(features, m.bottleneck, m.rates[r]));
-    transport::Request probe;
-    probe.model = transport::ModelTag(m.fingerprint);
-    probe.rate_index = static_cast<int>(r);
-    probe.deadline_ms = static_cast<std::uint32_t>(options_.deadline_ms);
-    probe.coding = static_cast<int>(encoded.coding);
-    probe.payload = std::move(encoded.payload);
+    const auto probe = OffloadRequest(m, static_cast<int>(r), std::move(encoded),
+                                      static_cast<std::uint32_t>(options_.deadline_ms));
     rates_[r].wire_bytes =
         static_cast<double>(link_.WireBytes(transport::EncodeRequest(probe).size()));
   }
@@ -137,18 +144,14 @@ Status EdgeRuntime::ProcessFrame(const SourceFrame& frame, TimeUs capture_us) {
   const auto& rate = m.rates[rate_index];
   ASSIGN_OR_RETURN(auto encoded, codec_.Encode(features, m.bottleneck, rate));
 
-  transport::Request request;
+  const TimeUs left_us = std::max<TimeUs>(0, answer.deadline_us - clock_.NowUs());
+  transport::Request request = OffloadRequest(
+      m, rate_index, std::move(encoded),
+      static_cast<std::uint32_t>(std::min<TimeUs>(left_us / 1000, transport::kMaxDeadlineMs)));
   const std::uint64_t seq = next_seq_++;
   // On the wire the sequence number is taken modulo 2^16: the pending window
   // spans far fewer requests, so the low bits identify the request.
   request.seq = static_cast<std::uint16_t>(seq);
-  request.model = transport::ModelTag(m.fingerprint);
-  request.rate_index = rate_index;
-  const TimeUs left_us = std::max<TimeUs>(0, answer.deadline_us - clock_.NowUs());
-  request.deadline_ms =
-      static_cast<std::uint32_t>(std::min<TimeUs>(left_us / 1000, transport::kMaxDeadlineMs));
-  request.coding = static_cast<int>(encoded.coding);
-  request.payload = std::move(encoded.payload);
   const auto message = transport::EncodeRequest(request);
 
   if (Status sent = link_.Send(message); !sent.ok()) {
@@ -233,6 +236,7 @@ void EdgeRuntime::HandleReply(const std::vector<std::uint8_t>& bytes) {
       if (reply.class_id >= static_cast<int>(model_.manifest().classes.size())) {
         ++counters_.replies_malformed;
         answer.reason = Reason::kCloudError;
+        outcome = scheduler::Outcome::kError;
         break;
       }
       ++counters_.replies_in_time;
@@ -254,7 +258,6 @@ void EdgeRuntime::HandleReply(const std::vector<std::uint8_t>& bytes) {
       outcome = scheduler::Outcome::kError;
       break;
   }
-  if (answer.reason == Reason::kCloudError) outcome = scheduler::Outcome::kError;
   Notify(seq, pending, outcome, &reply);
   Deliver(answer);
 }

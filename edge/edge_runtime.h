@@ -58,6 +58,11 @@ struct EdgeCounters {
   std::int64_t reconnects = 0;
 };
 
+// The request that offloads `encoded` features at rate `rate_index` (the
+// sequence number is the caller's).
+transport::Request OffloadRequest(const splitnet::Manifest& manifest, int rate_index,
+                                  splitnet::EncodedFeatures encoded, std::uint32_t deadline_ms);
+
 // What the scheduler may know of a model, from its manifest.
 scheduler::ModelFacts ModelFactsOf(const splitnet::Manifest& manifest);
 

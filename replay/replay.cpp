@@ -16,6 +16,22 @@ namespace {
 constexpr TimeUs kDefaultFrameIntervalUs = 100'000;  // traces without capture times: 10 fps
 constexpr double kWindowS = 10.0;
 
+// A frame's capture time from the trace's first frame (`first_us` starts
+// at -1); traces without capture times are taken at 10 fps.
+TimeUs CaptureOffsetUs(const edge::SourceFrame& frame, TimeUs* first_us) {
+  const TimeUs t = frame.capture_offset_us >= 0 ? frame.capture_offset_us
+                                                : frame.index * kDefaultFrameIntervalUs;
+  if (*first_us < 0) *first_us = t;
+  return t - *first_us;
+}
+
+// A trace's length: the capture span plus one mean frame interval.
+double TraceDurationS(TimeUs last_us, std::int64_t frames) {
+  const double interval_s =
+      frames > 1 ? (last_us / 1e6) / (frames - 1) : kDefaultFrameIntervalUs / 1e6;
+  return last_us / 1e6 + interval_s;
+}
+
 double Percentile(std::vector<double> v, double q) {
   if (v.empty()) return 0.0;
   std::sort(v.begin(), v.end());
@@ -119,32 +135,24 @@ Result<Metrics> Replayer::Run(scheduler::OffloadPolicy& policy, std::vector<Answ
   ASSIGN_OR_RETURN(auto source, edge::OpenSource({.spec = "trace:" + options_.frames}));
   TimeUs first_us = -1, last_us = 0;
   std::int64_t n = 0;
-  std::int64_t sent_before = 0;
   while (options_.max_frames < 0 || n < options_.max_frames) {
     ASSIGN_OR_RETURN(auto next, source->Next());
     if (!next) break;
-    TimeUs t = next->capture_offset_us >= 0 ? next->capture_offset_us
-                                            : next->index * kDefaultFrameIntervalUs;
-    if (first_us < 0) first_us = t;
-    t -= first_us;
-    t = std::max(t, clock.NowUs());
+    const TimeUs t = std::max(CaptureOffsetUs(*next, &first_us), clock.NowUs());
     runtime.PumpUntil(t);
     const std::int64_t bytes_before = link.uplink_bytes();
     RETURN_IF_ERROR(runtime.ProcessFrame(*next, t));
     if (link.uplink_bytes() != bytes_before)
       sends.emplace_back(clock.NowUs(), link.uplink_bytes() - bytes_before);
-    sent_before = link.uplink_bytes();
     last_us = t;
     ++n;
   }
   runtime.Drain();
-  (void)sent_before;
 
   Metrics m;
   m.policy = policy.name();
   m.frames = n;
-  const double interval_s = n > 1 ? (last_us / 1e6) / (n - 1) : kDefaultFrameIntervalUs / 1e6;
-  m.duration_s = last_us / 1e6 + interval_s;
+  m.duration_s = TraceDurationS(last_us, n);
   duration_s_ = m.duration_s;
   std::vector<double> latencies;
   std::int64_t by_deadline = 0;
@@ -202,10 +210,7 @@ Status Replayer::Precompute() {
     ASSIGN_OR_RETURN(auto next, source->Next());
     if (!next) break;
     FrameFacts f;
-    TimeUs t = next->capture_offset_us >= 0 ? next->capture_offset_us
-                                            : next->index * kDefaultFrameIntervalUs;
-    if (first_us < 0) first_us = t;
-    f.capture_us = t - first_us;
+    f.capture_us = CaptureOffsetUs(*next, &first_us);
     f.label = next->label;
     ASSIGN_OR_RETURN(auto input, edge_model_->Preprocess(next->image));
     ASSIGN_OR_RETURN(f.features, edge_model_->RunHead(input));
@@ -216,12 +221,8 @@ Status Replayer::Precompute() {
     for (size_t r = 0; r < manifest_.rates.size(); ++r) {
       const auto& rate = manifest_.rates[r];
       ASSIGN_OR_RETURN(auto enc, codec.Encode(f.features, manifest_.bottleneck, rate));
-      transport::Request req;
-      req.model = transport::ModelTag(manifest_.fingerprint);
-      req.rate_index = static_cast<int>(r);
-      req.deadline_ms = static_cast<std::uint32_t>(options_.deadline_ms);
-      req.coding = static_cast<int>(enc.coding);
-      req.payload = enc.payload;
+      const auto req = edge::OffloadRequest(manifest_, static_cast<int>(r), enc,
+                                            static_cast<std::uint32_t>(options_.deadline_ms));
       f.cloud_bytes.push_back(static_cast<std::int64_t>(
           transport::ZmtpFrameBytes(transport::EncodeRequest(req).size())));
       ASSIGN_OR_RETURN(auto back,
@@ -235,8 +236,7 @@ Status Replayer::Precompute() {
     ++n;
   }
   if (facts_.empty()) return InvalidArgument(options_.frames + ": the trace has no frames");
-  const double interval_s = n > 1 ? (last_us / 1e6) / (n - 1) : kDefaultFrameIntervalUs / 1e6;
-  duration_s_ = last_us / 1e6 + interval_s;
+  duration_s_ = TraceDurationS(last_us, n);
   return Status::Ok();
 }
 

@@ -171,13 +171,11 @@ Result<std::string> RunReport(const ReportOptions& o) {
                 << Rate(solved.first.uplink_bps) << "bit/s (hindsight, solved in "
                 << Fixed(solved.first.wall_s, 1) << " s)\n";
     add(solved.first);
-    oracle = &rows.back().m;
     auto plan_policy = scheduler::MakePlanPolicy(solved.second, *deepcut_policy->scene(),
                                                  edge::ModelFactsOf(manifest));
     ASSIGN_OR_RETURN(Metrics replayed, replayer->Run(*plan_policy));
     replayed.policy = "oracle-replayed";
     add(replayed);
-    oracle = nullptr;
   }
   const Metrics* edge_only = nullptr;
   for (const Row& r : rows) {

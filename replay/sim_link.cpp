@@ -14,10 +14,9 @@ Result<std::unique_ptr<InProcessCloud>> InProcessCloud::Create(const splitnet::M
   return std::unique_ptr<InProcessCloud>(new InProcessCloud(manifest, std::move(model)));
 }
 
-std::vector<std::uint8_t> InProcessCloud::Answer(std::span<const std::uint8_t> bytes,
+std::vector<std::uint8_t> InProcessCloud::Answer(const Result<transport::Request>& request,
                                                  TimeUs queue_us, TimeUs tail_us, bool expired) {
   transport::Reply reply;
-  auto request = transport::DecodeRequest(bytes);
   Status valid = request.ok() ? cloud::CheckAgainstModel(*request, manifest_) : request.status();
   reply.seq = request.ok() ? request->seq : 0;
   if (!valid.ok()) {
@@ -83,7 +82,7 @@ Status SimulatedCloudLink::Send(std::span<const std::uint8_t> message) {
   const bool expired = request.ok() && start > expires;
   const TimeUs cloud_us = expired ? 0 : static_cast<TimeUs>(options_.cloud_ms * 1000.0);
   server_free_us_ = start + cloud_us;
-  auto reply = cloud_.Answer(message, start - *at_cloud, cloud_us, expired);
+  auto reply = cloud_.Answer(request, start - *at_cloud, cloud_us, expired);
   const auto reply_wire = static_cast<std::int64_t>(WireBytes(reply.size()));
   downlink_bytes_ += reply_wire;
   auto at_edge = downlink_.Send(server_free_us_, reply_wire);

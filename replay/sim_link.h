@@ -33,9 +33,9 @@ namespace deepcut::replay {
 class InProcessCloud {
  public:
   static Result<std::unique_ptr<InProcessCloud>> Create(const splitnet::Manifest& manifest);
-  // The reply to one request message, as the real cloud would send it, with
-  // `queue_us` and `tail_us` as the reply's own timings.
-  std::vector<std::uint8_t> Answer(std::span<const std::uint8_t> request, TimeUs queue_us,
+  // The reply to one request message (as decoded, or the decoder's error), as
+  // the real cloud would send it, with `queue_us` and `tail_us` as its timings.
+  std::vector<std::uint8_t> Answer(const Result<transport::Request>& request, TimeUs queue_us,
                                    TimeUs tail_us, bool expired);
   std::int64_t tail_runs() const { return tail_runs_; }
 

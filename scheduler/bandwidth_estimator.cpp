@@ -150,14 +150,15 @@ TimeUs BandwidthEstimator::PredictLatencyUs(std::int64_t wire_bytes, TimeUs now_
   // Stale RTT statistics fade: the minimum forgets samples older than its
   // window (also between replies), the deviation halves every second without
   // a sample, so one bad spell does not weigh on the prediction for ever.
+  // (rtts_ holds increasing RTTs in time order: the first one still in the
+  // window is the minimum; with none left, the newest sample.)
   TimeUs min_rtt = MinRttUs();
-  for (const auto& [at, rtt] : rtts_)
-    if (at >= now_us - options_.min_rtt_window_us) {
-      min_rtt = rtt;
-      break;
-    } else {
-      min_rtt = rtts_.back().second;
-    }
+  if (!rtts_.empty()) {
+    auto it = std::find_if(rtts_.begin(), rtts_.end(), [&](const auto& sample) {
+      return sample.first >= now_us - options_.min_rtt_window_us;
+    });
+    min_rtt = it != rtts_.end() ? it->second : rtts_.back().second;
+  }
   const double since_sample_s =
       last_reply_us_ >= 0 ? std::max<double>(0.0, (now_us - last_reply_us_) / 1e6) : 0.0;
   const auto rttvar = static_cast<TimeUs>(rttvar_us_ * std::exp2(-since_sample_s));

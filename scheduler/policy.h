@@ -15,9 +15,8 @@
 //   framediff   the frames whose pixels changed most since the last offload
 //               (Glimpse/Reducto-like), within budget
 //   deepcut     expected accuracy gain per byte (calibrated exit error, scene
-//               distance to what the cloud last answered, the value of a fresh
-//               answer for the rest of the scene) against a price the budget
-//               controller adapts; never when the link cannot bring the answer
+//               distance to what the cloud last answered) against a price the
+//               budget controller adapts; never when the link cannot bring the answer
 //               back by the deadline; the default rate, or the most accurate
 //               cheaper one that the link can carry in time
 // Every policy but edge-only and always answers a frame it does not offload
@@ -134,12 +133,6 @@ struct PolicyOptions {
   // deepcut: an offload must be expected to gain at least this much accuracy
   // (a probability), however cheap, so an unchanged scene is not resent.
   double min_gain = 0.01;
-  // deepcut: weight of an answer's later value (reuse by the rest of the
-  // scene) against its value now. Off by default: on 10,000-frame scene
-  // traces at 10% / 25% of always-offload's bytes, 0 gave 90.88% / 91.47%,
-  // 0.25 gave 90.20% / 91.33% and 1 gave 90.24% / 90.46% (the estimate of
-  // the later value sends too many frames at scene changes).
-  double future_weight = 0.0;
   // deepcut: when the default rate cannot come back by the deadline, send at
   // the most accurate cheaper rate that can (false: the default rate only).
   bool choose_rate = true;

@@ -88,8 +88,12 @@ class EdgeRuntimeTest : public ::testing::Test {
                           TimeUs period_us, EdgeOptions options = {}) {
     auto policy = scheduler::MakePolicy({.name = policy_name});
     EXPECT_TRUE(policy.ok());
+    return RunWith(link, **policy, n, period_us, options);
+  }
+  std::vector<Answer> RunWith(ScriptedLink& link, scheduler::OffloadPolicy& policy, int n,
+                              TimeUs period_us, EdgeOptions options = {}) {
     std::vector<Answer> answers;
-    EdgeRuntime runtime(options, *model_, **policy, link, clock_,
+    EdgeRuntime runtime(options, *model_, policy, link, clock_,
                         [&](const Answer& a) { answers.push_back(a); });
     EXPECT_TRUE(runtime.Validate().ok());
     for (int i = 0; i < n; ++i) {
@@ -101,6 +105,7 @@ class EdgeRuntimeTest : public ::testing::Test {
     // Let replies that come after their deadline arrive, to count them.
     runtime.PumpUntil(clock_.NowUs() + 1'000'000);
     counters_ = runtime.counters();
+    rates_ = runtime.rate_info();
     return answers;
   }
   static void ExpectOneAnswerEach(const std::vector<Answer>& answers, int n) {
@@ -114,6 +119,7 @@ class EdgeRuntimeTest : public ::testing::Test {
   splitnet::Manifest manifest_;
   std::unique_ptr<splitnet::SplitModel> model_;
   EdgeCounters counters_;
+  std::vector<scheduler::RateInfo> rates_;
 };
 
 TEST_F(EdgeRuntimeTest, CloudAnswersInTime) {
@@ -292,25 +298,7 @@ class ScriptedPolicy final : public scheduler::OffloadPolicy {
   std::function<scheduler::Decision(const scheduler::DecisionContext&)> decide_;
 };
 
-class RuntimePolicyTest : public EdgeRuntimeTest {
- protected:
-  std::vector<Answer> RunWith(ScriptedLink& link, scheduler::OffloadPolicy& policy, int n,
-                              TimeUs period_us, EdgeOptions options = {}) {
-    std::vector<Answer> answers;
-    EdgeRuntime runtime(options, *model_, policy, link, clock_,
-                        [&](const Answer& a) { answers.push_back(a); });
-    EXPECT_TRUE(runtime.Validate().ok());
-    for (int i = 0; i < n; ++i) {
-      EXPECT_TRUE(runtime.ProcessFrame(Frame(i), clock_.NowUs()).ok());
-      runtime.PumpUntil(clock_.NowUs() + period_us);
-    }
-    runtime.Drain();
-    runtime.PumpUntil(clock_.NowUs() + 1'000'000);
-    rates_ = runtime.rate_info();
-    return answers;
-  }
-  std::vector<scheduler::RateInfo> rates_;
-};
+class RuntimePolicyTest : public EdgeRuntimeTest {};
 
 // Frame 0 goes to the cloud; the others reuse its answer, and say so.
 TEST_F(RuntimePolicyTest, ReuseDeliversTheCloudsLastAnswer) {
