@@ -5,15 +5,30 @@
 
 #include <algorithm>
 #include <cmath>
+#include <future>
+#include <map>
+#include <set>
 
 #include "splitnet/feature_codec.h"
 #include "splitnet/split_model.h"
+#include "transport/curve_keys.h"
 #include "transport/protocol.h"
 
 namespace deepcut::cloud {
 namespace {
 
 constexpr const char* kResultsEndpoint = "inproc://deepcut-cloud-results";
+// Where libzmq looks for the ZAP handler of a context (RFC 27).
+constexpr const char* kZapEndpoint = "inproc://zeromq.zap.01";
+constexpr const char* kZapDomain = "deepcut";
+// A refused key is logged at most once per this period (with a count).
+constexpr TimeUs kRefusalLogPeriodUs = 60'000'000;
+
+std::string Z85Of(const zmq::message_t& key) {
+  char text[transport::kCurveKeyZ85Chars + 1] = {};
+  if (key.size() != 32 || !zmq_z85_encode(text, key.data<std::uint8_t>(), 32)) return "(malformed)";
+  return text;
+}
 
 transport::Reply ErrorReply(std::uint64_t seq, transport::ReplyStatus status, std::string message) {
   transport::Reply r;
@@ -57,6 +72,8 @@ CloudServer::CloudServer(CloudOptions options, splitnet::Manifest manifest)
     : options_(std::move(options)), manifest_(std::move(manifest)) {}
 
 CloudServer::~CloudServer() {
+  zap_stop_ = true;
+  if (zap_thread_.joinable()) zap_thread_.join();
   {
     std::lock_guard<std::mutex> lock(mutex_);
     stopping_ = true;
@@ -74,12 +91,25 @@ Result<std::unique_ptr<CloudServer>> CloudServer::Create(CloudOptions options,
   if (options.max_batch < 1) return InvalidArgument("max batch must be >= 1");
   if (options.max_queue < 1) return InvalidArgument("max queue must be >= 1");
   if (options.listen.empty()) return InvalidArgument("no endpoint to listen on");
+  if (options.curve_public_key.empty() != options.curve_secret_key.empty())
+    return InvalidArgument("CURVE needs both the server's public and secret key");
+  if (!options.curve_accepted_keys.empty() && options.curve_secret_key.empty())
+    return InvalidArgument("accepted edge keys need the server's CURVE key pair");
+  if (!options.curve_secret_key.empty()) {
+    RETURN_IF_ERROR(transport::RequireCurve());
+    RETURN_IF_ERROR(transport::CheckZ85Key(options.curve_public_key));
+    RETURN_IF_ERROR(transport::CheckZ85Key(options.curve_secret_key));
+    for (const auto& key : options.curve_accepted_keys)
+      RETURN_IF_ERROR(transport::CheckZ85Key(key));
+  }
   std::unique_ptr<CloudServer> server(new CloudServer(std::move(options), manifest));
   RETURN_IF_ERROR(server->Start());
   return server;
 }
 
 Status CloudServer::Start() {
+  // The handler must be there before the first edge can connect.
+  if (!options_.curve_accepted_keys.empty()) RETURN_IF_ERROR(StartZapHandler());
   try {
     results_ = std::make_unique<zmq::socket_t>(context_, zmq::socket_type::pull);
     results_->bind(kResultsEndpoint);
@@ -88,6 +118,16 @@ Status CloudServer::Start() {
     // A reply to an edge that went away is dropped, not an error.
     router_->set(zmq::sockopt::router_mandatory, 0);
     router_->set(zmq::sockopt::maxmsgsize, static_cast<int64_t>(transport::kMaxMessageBytes + 64));
+    if (!options_.curve_secret_key.empty()) {
+      router_->set(zmq::sockopt::curve_server, 1);
+      router_->set(zmq::sockopt::curve_publickey, options_.curve_public_key);
+      router_->set(zmq::sockopt::curve_secretkey, options_.curve_secret_key);
+      router_->set(zmq::sockopt::zap_domain, kZapDomain);
+    }
+  } catch (const zmq::error_t& e) {
+    return Internal(std::string("cannot set up the ROUTER socket: ") + e.what());
+  }
+  try {
     for (const auto& endpoint : options_.listen) {
       router_->bind(endpoint);
       endpoints_.push_back(router_->get(zmq::sockopt::last_endpoint));
@@ -103,6 +143,98 @@ Status CloudServer::Start() {
   for (const auto& s : worker_status_)
     if (!s.ok()) return s;
   return Status::Ok();
+}
+
+Status CloudServer::StartZapHandler() {
+  std::promise<Status> bound;
+  auto ready = bound.get_future();
+  zap_thread_ = std::thread([this, &bound] {
+    zmq::socket_t handler(context_, zmq::socket_type::rep);
+    try {
+      handler.set(zmq::sockopt::linger, 0);
+      handler.bind(kZapEndpoint);
+    } catch (const zmq::error_t& e) {
+      bound.set_value(Internal(std::string("cannot start the ZAP handler: ") + e.what()));
+      return;
+    }
+    bound.set_value(Status::Ok());  // `bound` is not touched after this
+    ZapLoop(handler);
+    handler.close();
+  });
+  return ready.get();
+}
+
+void CloudServer::ZapLoop(zmq::socket_t& handler) {
+  // Keys as the 32 bytes the ZAP request carries.
+  std::set<std::string> accepted;
+  for (const auto& z85 : options_.curve_accepted_keys) {
+    std::uint8_t key[32];
+    if (zmq_z85_decode(key, z85.c_str())) accepted.emplace(reinterpret_cast<char*>(key), 32);
+  }
+  struct Refusals {
+    bool logged = false;
+    TimeUs logged_us = 0;
+    std::int64_t since_logged = 0;  // refusals not yet in a log line
+  };
+  std::map<std::string, Refusals> refusals;  // by Z85 key; only this thread touches it
+  zmq::pollitem_t item{static_cast<void*>(handler), 0, ZMQ_POLLIN, 0};
+  while (!zap_stop_.load()) {
+    try {
+      zmq::poll(&item, 1, std::chrono::milliseconds(100));
+      if (!(item.revents & ZMQ_POLLIN)) continue;
+      std::vector<zmq::message_t> request;
+      zmq::message_t part;
+      while (handler.recv(part, zmq::recv_flags::dontwait)) {
+        const bool more = part.more();
+        if (request.size() < 16) request.push_back(std::move(part));
+        if (!more) break;
+      }
+      if (request.empty()) continue;
+      // RFC 27: version, request id, domain, address, identity, mechanism, credentials.
+      const bool well_formed = request.size() >= 6 && request[0].to_string_view() == "1.0";
+      const bool curve = well_formed && request[5].to_string_view() == "CURVE" &&
+                         request.size() == 7 && request[6].size() == 32;
+      const bool allowed = curve && accepted.count(request[6].to_string()) > 0;
+      const std::string key = curve ? Z85Of(request[6]) : "";
+      std::string status = allowed ? "200" : well_formed ? "400" : "500";
+      std::string text = allowed ? "OK" : curve ? "key not accepted" : "not a CURVE request";
+      if (allowed) {
+        spdlog::debug("accepted edge key {} from {}", key, request[3].to_string());
+      } else {
+        {
+          std::lock_guard<std::mutex> lock(mutex_);
+          stats_.refused_keys++;
+        }
+        if (refusals.size() > 4096) refusals.clear();  // bounded, whatever connects
+        Refusals& r = refusals[key];
+        const TimeUs now = clock_.NowUs();
+        r.since_logged++;
+        const std::string address = request.size() > 3 ? request[3].to_string() : "?";
+        if (!r.logged || now - r.logged_us >= kRefusalLogPeriodUs) {
+          if (!r.logged)
+            spdlog::warn("refused edge key {} from {}: {}", key.empty() ? "(none)" : key, address,
+                         text);
+          else
+            spdlog::warn("refused edge key {} from {}: {} times in the last {} s", key, address,
+                         r.since_logged, (now - r.logged_us) / 1'000'000);
+          r.logged = true;
+          r.logged_us = now;
+          r.since_logged = 0;
+        }
+      }
+      // Reply: version, request id, status code, status text, user id, metadata.
+      const std::string request_id = request.size() > 1 ? request[1].to_string() : "";
+      handler.send(zmq::buffer(std::string_view("1.0")), zmq::send_flags::sndmore);
+      handler.send(zmq::buffer(request_id), zmq::send_flags::sndmore);
+      handler.send(zmq::buffer(status), zmq::send_flags::sndmore);
+      handler.send(zmq::buffer(text), zmq::send_flags::sndmore);
+      handler.send(zmq::buffer(allowed ? key : std::string()), zmq::send_flags::sndmore);
+      handler.send(zmq::message_t(), zmq::send_flags::none);
+    } catch (const zmq::error_t& e) {
+      if (e.num() == ETERM) break;
+      if (e.num() != EINTR) spdlog::warn("ZAP handler: {}", e.what());
+    }
+  }
 }
 
 void CloudServer::WorkerLoop(int index) {

@@ -9,8 +9,15 @@
 // runs the tail on them as one batch and hands the replies back to the socket
 // thread over inproc:// (a socket belongs to one thread).
 //
-// Ownership: Create() binds and starts the workers; the destructor stops and
-// joins them.
+// With a CURVE key pair the ROUTER is a CURVE server: every edge must know
+// the server's public key, and the link is encrypted. With accepted edge keys
+// as well, a ZAP handler (RFC 27) on its own thread, bound at
+// inproc://zeromq.zap.01 in this server's context before the ROUTER binds,
+// lets in only those keys; refusals are counted and logged at warn, at most
+// once per key per minute.
+//
+// Ownership: Create() binds and starts the workers (and the ZAP thread); the
+// destructor stops and joins them.
 #pragma once
 
 #include <atomic>
@@ -44,6 +51,11 @@ struct CloudOptions {
   int max_queue = 256;             // queued requests beyond which new ones get "busy"
   int top_k = 3;                   // scores returned per answer
   double stats_interval_s = 10.0;  // period of the info log line; 0: never
+  // CURVE (Z85, 40 characters): the server's key pair; empty: plaintext.
+  std::string curve_public_key;
+  std::string curve_secret_key;
+  // Edge public keys (Z85) let in; empty: any edge that knows the server's key.
+  std::vector<std::string> curve_accepted_keys;
 };
 
 struct CloudStats {
@@ -53,6 +65,7 @@ struct CloudStats {
   std::int64_t busy = 0;      // shed: queue full
   std::int64_t expired = 0;   // shed: the deadline passed while queued
   std::int64_t batches = 0;
+  std::int64_t refused_keys = 0;  // CURVE handshakes refused by the ZAP handler
 };
 
 class CloudServer {
@@ -79,6 +92,8 @@ class CloudServer {
   CloudServer(CloudOptions options, splitnet::Manifest manifest);
   Status Start();
   void WorkerLoop(int index);
+  Status StartZapHandler();
+  void ZapLoop(zmq::socket_t& handler);
   void HandleRequest(zmq::socket_t& router, const std::string& identity,
                      std::span<const std::uint8_t> bytes);
   void SendReply(zmq::socket_t& router, const std::string& identity,
@@ -100,6 +115,8 @@ class CloudServer {
   bool stopping_ = false;
   CloudStats stats_;
   std::atomic<int> workers_ready_{0};
+  std::thread zap_thread_;  // owns the ZAP REP socket
+  std::atomic<bool> zap_stop_{false};
 };
 
 }  // namespace deepcut::cloud

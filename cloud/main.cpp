@@ -9,6 +9,7 @@
 
 #include "cloud/cloud_server.h"
 #include "splitnet/manifest.h"
+#include "transport/curve_keys.h"
 
 namespace {
 
@@ -46,6 +47,15 @@ int main(int argc, char** argv) {
   app.add_option("--ready-file", ready_file,
                  "once listening, write the bound endpoints here (one per line)");
   app.add_option("--log-level", log_level, "trace|debug|info|warn|error")->capture_default_str();
+  std::string curve_key_file, accept_keys_path;
+  auto* curve_key_option = app.add_option(
+      "--curve-key", curve_key_file,
+      "this cloud's CURVE key pair (a .key file from deepcut-keys): encrypt the link; edges "
+      "need the matching .pub as --cloud-key (default: plaintext)");
+  app.add_option("--accept-keys", accept_keys_path,
+                 "let in only the edges whose public keys are here (a .pub file or a directory "
+                 "of them); without it any edge that knows this cloud's public key gets in")
+      ->needs(curve_key_option);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -56,6 +66,29 @@ int main(int argc, char** argv) {
   std::signal(SIGINT, OnSignal);
   std::signal(SIGTERM, OnSignal);
 
+  if (!curve_key_file.empty()) {
+    auto pair = transport::ReadSecretKeyFile(curve_key_file);
+    Status curve = pair.ok() ? transport::RequireCurve() : pair.status();
+    if (!curve.ok()) {
+      spdlog::error("--curve-key: {}", curve.message());
+      return kExitBadOption;
+    }
+    options.curve_public_key = pair->public_key;
+    options.curve_secret_key = pair->secret_key;
+    if (!accept_keys_path.empty()) {
+      auto accepted = transport::ReadPublicKeys(accept_keys_path);
+      if (!accepted.ok()) {
+        spdlog::error("--accept-keys: {}", accepted.status().message());
+        return kExitBadOption;
+      }
+      options.curve_accepted_keys = std::move(accepted).value();
+    }
+    spdlog::info(
+        "CURVE on: public key {}, {}", options.curve_public_key,
+        options.curve_accepted_keys.empty()
+            ? std::string("any edge that knows it gets in")
+            : std::to_string(options.curve_accepted_keys.size()) + " edge key(s) accepted");
+  }
   auto manifest = splitnet::LoadManifest(model_dir);
   if (!manifest.ok()) {
     spdlog::error("{}", manifest.status().message());
@@ -83,7 +116,7 @@ int main(int argc, char** argv) {
   }
   (*server)->Run(g_stop);
   auto s = (*server)->stats();
-  spdlog::info("stopped: received {}, answered {}, errors {}, busy {}, expired {}", s.received,
-               s.answered, s.rejected, s.busy, s.expired);
+  spdlog::info("stopped: received {}, answered {}, errors {}, busy {}, expired {}, refused keys {}",
+               s.received, s.answered, s.rejected, s.busy, s.expired, s.refused_keys);
   return 0;
 }

@@ -85,6 +85,7 @@ void AnswerLog::Record(const Answer& a) {
         {"offloaded", a.offloaded},
         {"bytes_sent", a.uplink_bytes},
         {"latency_ms", static_cast<double>(a.LatencyUs()) / 1000.0},
+        {"capture_s", static_cast<double>(a.capture_us) / 1e6},
         {"deadline_met", a.answer_us <= a.deadline_us}};
     if (a.label >= 0) j["label"] = a.label;
     if (a.offloaded) j["rate"] = a.rate;

@@ -36,6 +36,7 @@ class AnswerLog {
 
   void Record(const Answer& answer);
   std::int64_t answered() const { return static_cast<std::int64_t>(latencies_us_.size()); }
+  std::int64_t uplink_bytes() const { return uplink_bytes_; }
   // Duplicate answers for one frame id (must stay 0).
   std::int64_t duplicates() const { return duplicates_; }
 

@@ -9,9 +9,11 @@
 #include <spdlog/spdlog.h>
 
 #include "edge/answer_log.h"
+#include "edge/control.h"
 #include "edge/edge_runtime.h"
 #include "edge/stream_driver.h"
 #include "splitnet/manifest.h"
+#include "transport/curve_keys.h"
 #include "transport/zmq_link.h"
 
 namespace {
@@ -38,6 +40,15 @@ int main(int argc, char** argv) {
   std::string progress = "auto";
   app.add_option("--cloud", cloud_endpoint, "cloud endpoint, e.g. tcp://127.0.0.1:5555")
       ->required();
+  std::string cloud_key_file, curve_key_file;
+  auto* cloud_key_option = app.add_option(
+      "--cloud-key", cloud_key_file,
+      "the cloud's CURVE public key (its .pub file): encrypt the link (needs --curve-key; "
+      "default: plaintext)");
+  app.add_option("--curve-key", curve_key_file,
+                 "this edge's CURVE key pair (a .key file from deepcut-keys; needs --cloud-key)")
+      ->needs(cloud_key_option);
+  cloud_key_option->needs("--curve-key");
   app.add_option("--model", model_dir, "model package directory")->required();
   app.add_option("--source", source_options.spec,
                  "fashion-mnist:test|train, images:DIR, video:PATH, camera:N or trace:FILE")
@@ -65,6 +76,10 @@ int main(int argc, char** argv) {
   app.add_option("--confidence-threshold", policy_options.confidence_threshold,
                  "confidence: offload below this exit confidence (without a budget)")
       ->capture_default_str();
+  std::string control_endpoint;
+  app.add_option("--control", control_endpoint,
+                 "listen for live commands (budget RATE | status) here, e.g. "
+                 "tcp://127.0.0.1:5601; see deepcut-ctl");
   app.add_option("--rate", edge_options.rate, "codec rate name (default: the model's default)");
   app.add_option("--deadline-ms", edge_options.deadline_ms, "capture-to-answer deadline")
       ->capture_default_str()
@@ -112,7 +127,25 @@ int main(int argc, char** argv) {
     return kExitBadOption;
   }
   RealClock clock;
-  auto link = transport::ZmqLink::Create({.endpoint = cloud_endpoint}, clock);
+  transport::ZmqLinkOptions link_options{.endpoint = cloud_endpoint};
+  if (!cloud_key_file.empty()) {
+    auto cloud_key = transport::ReadPublicKeyFile(cloud_key_file);
+    if (!cloud_key.ok()) {
+      spdlog::error("--cloud-key: {}", cloud_key.status().message());
+      return kExitBadOption;
+    }
+    auto pair = transport::ReadSecretKeyFile(curve_key_file);
+    Status curve = pair.ok() ? transport::RequireCurve() : pair.status();
+    if (!curve.ok()) {
+      spdlog::error("--curve-key: {}", curve.message());
+      return kExitBadOption;
+    }
+    link_options.curve_server_key = *cloud_key;
+    link_options.curve_public_key = pair->public_key;
+    link_options.curve_secret_key = pair->secret_key;
+    spdlog::info("CURVE on: cloud key {}, edge key {}", *cloud_key, pair->public_key);
+  }
+  auto link = transport::ZmqLink::Create(link_options, clock);
   if (!link.ok()) {
     spdlog::error("--cloud: {}", link.status().message());
     return kExitBadOption;
@@ -146,7 +179,24 @@ int main(int argc, char** argv) {
                edge_options.rate.empty() ? manifest->rates[manifest->default_rate_index].name
                                          : edge_options.rate,
                cloud_endpoint);
-  auto run = edge::RunStream(**source, runtime, clock, stream_options, &g_stop);
+  std::unique_ptr<edge::ControlServer> control;
+  if (!control_endpoint.empty()) {
+    auto server =
+        edge::ControlServer::Create({.endpoint = control_endpoint}, runtime, clock, *budget, [&] {
+          const auto& l = **log;
+          return nlohmann::json{{"answered", l.answered()}, {"uplink_bytes", l.uplink_bytes()}}
+              .dump();
+        });
+    if (!server.ok()) {
+      spdlog::error("--control: {}", server.status().message());
+      return kExitBadOption;
+    }
+    control = std::move(*server);
+    spdlog::info("control endpoint {}", control->endpoint());
+  }
+  auto run = edge::RunStream(**source, runtime, clock, stream_options, &g_stop, [&] {
+    if (control) control->Poll();
+  });
   if (!run.ok()) {
     spdlog::error("run failed: {}", run.status().message());
     return kExitRunFailed;
@@ -167,6 +217,12 @@ int main(int argc, char** argv) {
                          {"replies_error", c.replies_error},
                          {"replies_busy", c.replies_busy},
                          {"reconnects", c.reconnects}}}};
+  if (control) {
+    nlohmann::json changes = nlohmann::json::array();
+    for (const auto& ch : control->changes())
+      changes.push_back({{"capture_s", ch.at_us / 1e6}, {"budget_bps", ch.budget_bps}});
+    extra["budget_changes"] = changes;
+  }
   const double seconds = (run->finished_us - run->started_us) / 1e6;
   auto summary = (*log)->Summary(run->frames_in, seconds, extra);
   if (Status finished = (*log)->Finish(summary); !finished.ok()) {

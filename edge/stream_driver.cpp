@@ -7,7 +7,8 @@ namespace deepcut::edge {
 constexpr int kMaxConsecutiveSourceErrors = 100;
 
 Result<StreamResult> RunStream(FrameSource& source, EdgeRuntime& runtime, Clock& clock,
-                               const StreamOptions& options, const std::atomic<bool>* stop) {
+                               const StreamOptions& options, const std::atomic<bool>* stop,
+                               const std::function<void()>& on_tick) {
   StreamResult result;
   result.started_us = clock.NowUs();
   const bool real_time = options.fps > 0.0;
@@ -16,6 +17,7 @@ Result<StreamResult> RunStream(FrameSource& source, EdgeRuntime& runtime, Clock&
   int consecutive_errors = 0;
   while (options.max_frames < 0 || result.frames_in < options.max_frames) {
     if (stop && stop->load()) break;
+    if (on_tick) on_tick();
     if (real_time) {
       runtime.PumpUntil(next_capture_us);
       next_capture_us += period_us;

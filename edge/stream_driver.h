@@ -30,7 +30,10 @@ struct StreamResult {
 };
 
 // Stops early (still draining what is in flight) when `stop` becomes true.
+// `on_tick`, if set, runs between frames on the driving thread (the control
+// endpoint's poll).
 Result<StreamResult> RunStream(FrameSource& source, EdgeRuntime& runtime, Clock& clock,
-                               const StreamOptions& options, const std::atomic<bool>* stop);
+                               const StreamOptions& options, const std::atomic<bool>* stop,
+                               const std::function<void()>& on_tick = {});
 
 }  // namespace deepcut::edge

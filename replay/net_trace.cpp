@@ -20,7 +20,9 @@ TimeUs NetTrace::OpportunityUs(std::int64_t k) const {
 
 std::int64_t NetTrace::FirstAtOrAfter(TimeUs t_us) const {
   const std::int64_t n = static_cast<std::int64_t>(opportunities_us.size());
-  std::int64_t loop = t_us / period_us;
+  // Loop L's last opportunity is at (L + 1) * period (the period is the last
+  // timestamp), so a time on a period's end is served by the loop ending there.
+  std::int64_t loop = t_us > 0 ? (t_us - 1) / period_us : 0;
   const TimeUs within = t_us - loop * period_us;
   auto it = std::lower_bound(opportunities_us.begin(), opportunities_us.end(), within);
   if (it == opportunities_us.end()) {

@@ -2,6 +2,8 @@
 # Installs the Debian (bookworm) packages DeepCut needs. Idempotent; run as root.
 #   scripts/install-deps.sh run    what building and running the demo needs
 #   scripts/install-deps.sh test   the above plus what the test suite needs
+#   scripts/install-deps.sh fuzz   the run packages plus clang and its libFuzzer runtime
+#                                  (scripts/fuzz.sh)
 set -euo pipefail
 mode="${1:-run}"
 
@@ -14,9 +16,12 @@ run_packages=(
 )
 # Tests also train a tiny model (python3-torch) and read the sample videos.
 test_packages=(python3-torch python3-numpy python3-onnx python3-opencv python3-matplotlib opencv-doc clang-format)
+# The fuzz targets are built with clang's -fsanitize=fuzzer,address,undefined.
+fuzz_packages=(clang libclang-rt-14-dev)
 
 packages=("${run_packages[@]}")
 [[ "$mode" == "test" ]] && packages+=("${test_packages[@]}")
+[[ "$mode" == "fuzz" ]] && packages+=("${fuzz_packages[@]}")
 
 missing=()
 for p in "${packages[@]}"; do

@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <fstream>
+#include <limits>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <sstream>
@@ -36,6 +37,9 @@ Result<float> GetFloat(const json& obj, const std::string& path, const char* key
   if (!v->is_number()) return InvalidArgument("field " + path + "." + key + " must be a number");
   double x = v->get<double>();
   if (!std::isfinite(x)) return InvalidArgument("field " + path + "." + key + " is not finite");
+  // Beyond float's range the value would become an infinity.
+  if (std::abs(x) > std::numeric_limits<float>::max())
+    return InvalidArgument("field " + path + "." + key + " is out of float range");
   return static_cast<float>(x);
 }
 
@@ -55,6 +59,8 @@ Result<std::vector<float>> GetFloats(const json& obj, const std::string& path, c
   std::vector<float> out;
   for (const auto& x : *v) {
     if (!x.is_number()) return InvalidArgument("field " + path + "." + key + " holds a non-number");
+    if (std::abs(x.get<double>()) > std::numeric_limits<float>::max())
+      return InvalidArgument("field " + path + "." + key + " holds a number out of float range");
     out.push_back(x.get<float>());
   }
   return out;
@@ -131,7 +137,8 @@ Status ParseEntropyModel(const json& e, Manifest& m) {
                                  " frequencies");
         int sum = 0;
         for (const auto& f : freqs) {
-          if (!f.is_number_integer() || f.get<int>() < 1 || f.get<int>() > 4096)
+          // Read as 64 bits: as an int, 2^32 + 1 would pass for 1.
+          if (!f.is_number_integer() || f.get<std::int64_t>() < 1 || f.get<std::int64_t>() > 4096)
             return InvalidArgument(path + ": frequencies must be integers in [1, 4096]");
           sum += f.get<int>();
           rate.context_frequencies.push_back(static_cast<std::uint16_t>(f.get<int>()));
@@ -198,7 +205,9 @@ Status ParseBottleneck(const json& root, Manifest& m) {
   ASSIGN_OR_RETURN(s.max, GetFloat(*b, "bottleneck", "max"));
   if (!(s.max > s.min))
     return InvalidArgument("bottleneck.max must be greater than bottleneck.min");
-  if (s.Elements() > (1 << 22)) return InvalidArgument("bottleneck has too many elements");
+  // In 64 bits: channels * height * width can exceed an int.
+  if (std::int64_t{s.channels} * s.height * s.width > (1 << 22))
+    return InvalidArgument("bottleneck has too many elements");
   if (b->contains("fill")) {
     ASSIGN_OR_RETURN(s.fill, GetFloat(*b, "bottleneck", "fill"));
   }

@@ -5,9 +5,13 @@
 
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <deque>
 #include <functional>
+#include <nlohmann/json.hpp>
+#include <thread>
 
+#include "edge/control.h"
 #include "transport/protocol.h"
 
 namespace deepcut::edge {
@@ -284,6 +288,9 @@ class ScriptedPolicy final : public scheduler::OffloadPolicy {
   void OnOutcome(const scheduler::Feedback& f) override {
     outcomes.push_back({f.frame_id, f.outcome, f.class_id, f.features.size()});
   }
+  void SetBudget(double budget_bps, TimeUs now_us) override {
+    budgets.emplace_back(budget_bps, now_us);
+  }
   struct Seen {
     std::int64_t frame;
     scheduler::Outcome outcome;
@@ -293,6 +300,7 @@ class ScriptedPolicy final : public scheduler::OffloadPolicy {
   std::vector<scheduler::DecisionContext> contexts;
   std::vector<std::pair<std::uint64_t, std::int64_t>> sent;
   std::vector<Seen> outcomes;
+  std::vector<std::pair<double, TimeUs>> budgets;
 
  private:
   std::function<scheduler::Decision(const scheduler::DecisionContext&)> decide_;
@@ -391,6 +399,55 @@ TEST_F(RuntimePolicyTest, BusyAndErrorOutcomes) {
   ASSERT_EQ(policy.outcomes.size(), 4u);
   EXPECT_EQ(policy.outcomes[0].outcome, scheduler::Outcome::kError);
   EXPECT_EQ(policy.outcomes[1].outcome, scheduler::Outcome::kBusy);
+}
+
+// The live knob: commands reach the policy, bad ones change nothing.
+TEST_F(RuntimePolicyTest, ControlCommandsSetTheBudgetAndRefuseBadInput) {
+  ScriptedPolicy policy([](const scheduler::DecisionContext&) { return scheduler::Decision{}; });
+  ScriptedLink link(clock_, 1000, [](const transport::Request&) { return std::nullopt; });
+  EdgeRuntime runtime({}, *model_, policy, link, clock_, [](const Answer&) {});
+  auto control = ControlServer::Create({.endpoint = "tcp://127.0.0.1:*"}, runtime, clock_, 4000.0,
+                                       [] { return std::string(R"({"answered":3})"); });
+  ASSERT_TRUE(control.ok()) << control.status().ToString();
+  auto& c = **control;
+
+  clock_.AdvanceUs(5'000'000);
+  EXPECT_EQ(c.Handle("budget 20k").rfind("ok budget 20000", 0), 0u);
+  ASSERT_EQ(policy.budgets.size(), 1u);
+  EXPECT_EQ(policy.budgets[0].first, 20000.0);
+  EXPECT_EQ(policy.budgets[0].second, clock_.NowUs());
+  ASSERT_EQ(c.changes().size(), 1u);
+  EXPECT_EQ(c.changes()[0].at_us, clock_.NowUs());
+  EXPECT_EQ(c.budget_bps(), 20000.0);
+
+  for (const char* bad :
+       {"budget", "budget fast", "budget -3k", "budget 1k 2k", "frobnicate", "", "status now"}) {
+    EXPECT_EQ(c.Handle(bad).rfind("error: ", 0), 0u) << bad;
+  }
+  EXPECT_EQ(c.Handle(std::string(300, 'x')).rfind("error: ", 0), 0u);
+  EXPECT_EQ(policy.budgets.size(), 1u) << "a bad command changed the budget";
+  EXPECT_EQ(c.budget_bps(), 20000.0);
+
+  const std::string status = c.Handle("status");
+  ASSERT_EQ(status.rfind("ok ", 0), 0u);
+  auto j = nlohmann::json::parse(status.substr(3));
+  EXPECT_EQ(j["budget_bps"], 20000.0);
+  EXPECT_EQ(j["run"]["answered"], 3);
+
+  // The same over the socket: a REQ client, answered by Poll().
+  zmq::context_t context;
+  zmq::socket_t req(context, zmq::socket_type::req);
+  req.set(zmq::sockopt::linger, 0);
+  req.connect(c.endpoint());
+  ASSERT_TRUE(req.send(zmq::buffer(std::string("budget 0\n")), zmq::send_flags::none));
+  zmq::message_t reply;
+  for (int i = 0; i < 2000 && !req.recv(reply, zmq::recv_flags::dontwait); ++i) {
+    c.Poll();
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  EXPECT_EQ(reply.to_string().rfind("ok budget 0", 0), 0u) << reply.to_string();
+  ASSERT_EQ(policy.budgets.size(), 2u);
+  EXPECT_EQ(policy.budgets[1].first, 0.0);
 }
 
 }  // namespace

@@ -1,6 +1,8 @@
 #include "transport/protocol.h"
 
 #include <cmath>
+#include <cstring>
+#include <limits>
 #include <msgpack.hpp>
 
 namespace deepcut::transport {
@@ -57,6 +59,8 @@ class FieldReader {
     else
       return Fail(name, "must be a number"), 0;
     if (!std::isfinite(v)) return Fail(name, "must be finite"), 0;
+    // A double beyond float's range would become an infinity.
+    if (std::abs(v) > std::numeric_limits<float>::max()) return Fail(name, "is out of range"), 0;
     return static_cast<float>(v);
   }
   std::string Str(size_t i, const char* name, size_t max_len, bool allow_empty) {
@@ -127,6 +131,22 @@ Status ParseEnvelope(std::span<const std::uint8_t> bytes, size_t fields, int kin
   return Status::Ok();
 }
 
+// msgpack-c (4.1) packs an integral float as an integer and, for 2^64, converts
+// it to uint64_t, which is undefined; a score that large is written as a float32
+// itself (any finite score decodes, so any must encode).
+void PackScore(msgpack::sbuffer& buffer, msgpack::packer<msgpack::sbuffer>& pk, float score) {
+  if (std::abs(score) < 0x1p63f) {
+    pk.pack(score);
+    return;
+  }
+  std::uint32_t bits;
+  std::memcpy(&bits, &score, sizeof(bits));
+  const char bytes[5] = {static_cast<char>(0xca), static_cast<char>(bits >> 24),
+                         static_cast<char>(bits >> 16), static_cast<char>(bits >> 8),
+                         static_cast<char>(bits)};
+  buffer.write(bytes, sizeof(bytes));
+}
+
 }  // namespace
 
 std::vector<std::uint8_t> EncodeRequest(const Request& r) {
@@ -176,7 +196,7 @@ std::vector<std::uint8_t> EncodeReply(const Reply& r) {
   for (const auto& t : r.top) {
     pk.pack_array(2);
     pk.pack(t.class_id);
-    pk.pack(t.score);
+    PackScore(buffer, pk, t.score);
   }
   pk.pack(r.queue_us);
   pk.pack(r.decode_us);

@@ -24,6 +24,7 @@ class Env:
         self.args = args
         self.cloud_bin = os.path.join(args.bin_dir, "cloud", "deepcut-cloud")
         self.edge_bin = os.path.join(args.bin_dir, "edge", "deepcut-edge")
+        self.keys_bin = os.path.join(args.bin_dir, "transport", "deepcut-keys")
         self.tmp = tempfile.mkdtemp(prefix="deepcut-e2e-")
         self.procs = []
 
@@ -45,6 +46,27 @@ class Env:
                 raise RuntimeError("cloud exited with %d" % proc.returncode)
             time.sleep(0.05)
         raise RuntimeError("cloud did not start")
+
+    def start_link(self, cloud_endpoint, uplink, extra=()):
+        """Starts deepcut-link in front of a cloud; returns (process, endpoint, log path)."""
+        n = len(self.procs)
+        ready = os.path.join(self.tmp, "link-ready-%d" % n)
+        log_path = os.path.join(self.tmp, "link-%d.log" % n)
+        proc = subprocess.Popen(
+            [os.path.join(self.args.bin_dir, "netem", "deepcut-link"), "--listen",
+             "tcp://127.0.0.1:*", "--connect", cloud_endpoint, "--uplink", uplink,
+             "--ready-file", ready, "--stats-interval-s", "0", *extra],
+            stdout=open(log_path, "w"), stderr=subprocess.STDOUT)
+        self.procs.append(proc)
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            if os.path.exists(ready) and os.path.getsize(ready) > 0:
+                with open(ready) as f:
+                    return proc, f.readline().strip(), log_path
+            if proc.poll() is not None:
+                raise RuntimeError("link exited with %d" % proc.returncode)
+            time.sleep(0.05)
+        raise RuntimeError("link did not start")
 
     def edge_cmd(self, endpoint, *extra, model=None):
         return [self.edge_bin, "--cloud", endpoint, "--model", model or self.args.model,

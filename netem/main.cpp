@@ -1,0 +1,107 @@
+// deepcut-link: sits between deepcut-edge and deepcut-cloud and delivers the
+// bytes with the timing of a recorded uplink (mahimahi trace) or a fixed rate,
+// in real time, outages included.
+#include <CLI/CLI.hpp>
+#include <csignal>
+#include <filesystem>
+#include <fstream>
+
+#include <spdlog/spdlog.h>
+
+#include "netem/link_emulator.h"
+
+namespace {
+
+std::atomic<bool> g_stop{false};
+void OnSignal(int) { g_stop = true; }
+
+constexpr int kExitBadOption = 2;
+constexpr int kExitBadTrace = 3;
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  using namespace deepcut;
+  CLI::App app{
+      "DeepCut link emulator: forwards edge <-> cloud messages with the timing of a network "
+      "trace (1500-byte delivery opportunities, looped; drop-tail FIFO; one-way delay)"};
+  netem::LinkEmulatorOptions options;
+  std::string uplink_spec, downlink_spec = "12M", ready_file, log_level = "info";
+  app.add_option("--listen", options.listen, "endpoint the edges connect to")
+      ->capture_default_str();
+  app.add_option("--connect", options.connect, "the cloud's endpoint")->capture_default_str();
+  app.add_option("--uplink", uplink_spec,
+                 "edge -> cloud capacity: a mahimahi trace file or a rate like 2M")
+      ->required();
+  app.add_option("--downlink", downlink_spec, "cloud -> edge capacity: trace file or rate")
+      ->capture_default_str();
+  app.add_option("--delay-ms", options.uplink.delay_ms, "one-way delay, each direction")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 600'000.0));
+  app.add_option("--queue-bytes", options.uplink.queue_bytes,
+                 "drop-tail queue limit, each direction")
+      ->capture_default_str()
+      ->check(CLI::Range(std::int64_t{1500}, std::int64_t{1} << 40));
+  app.add_option("--max-edges", options.max_edges, "distinct edges served")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 65536));
+  app.add_option("--idle-close-s", options.idle_close_s,
+                 "close the cloud connection of an edge quiet for this long")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  std::string start = "first-message";
+  app.add_option("--trace-start", start,
+                 "when the trace's time zero is: the first message from an edge, or launch")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"first-message", "launch"}));
+  app.add_option("--stats-interval-s", options.stats_interval_s, "period of the stats log line")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
+  app.add_option("--ready-file", ready_file,
+                 "write the bound endpoint here once listening (for scripts)");
+  app.add_option("--log-level", log_level, "trace|debug|info|warn|error")->capture_default_str();
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e) == 0 ? 0 : kExitBadOption;
+  }
+  options.start_at_first_message = start == "first-message";
+  options.downlink.delay_ms = options.uplink.delay_ms;
+  options.downlink.queue_bytes = options.uplink.queue_bytes;
+  spdlog::set_level(spdlog::level::from_str(log_level));
+  spdlog::set_pattern("[%H:%M:%S.%e] [link] [%l] %v");
+  std::signal(SIGINT, OnSignal);
+  std::signal(SIGTERM, OnSignal);
+
+  auto uplink = replay::OpenLink(uplink_spec);
+  if (!uplink.ok()) {
+    spdlog::error("--uplink: {}", uplink.status().message());
+    return kExitBadTrace;
+  }
+  auto downlink = replay::OpenLink(downlink_spec);
+  if (!downlink.ok()) {
+    spdlog::error("--downlink: {}", downlink.status().message());
+    return kExitBadTrace;
+  }
+  RealClock clock;
+  const std::string up_name = uplink->name, down_name = downlink->name;
+  const double up_bps = uplink->MeanBps();
+  auto link = netem::LinkEmulator::Create(options, std::move(*uplink), std::move(*downlink), clock);
+  if (!link.ok()) {
+    spdlog::error("{}", link.status().message());
+    return kExitBadOption;
+  }
+  spdlog::info("{} -> {}: uplink {} (mean {:.0f} bit/s), downlink {}, delay {} ms, queue {} B",
+               (*link)->endpoint(), options.connect, up_name, up_bps, down_name,
+               options.uplink.delay_ms, options.uplink.queue_bytes);
+  if (!ready_file.empty()) {
+    // Written atomically so a watcher never reads half a line.
+    const std::string tmp = ready_file + ".tmp";
+    std::ofstream(tmp) << (*link)->endpoint() << "\n";
+    std::error_code ec;
+    std::filesystem::rename(tmp, ready_file, ec);
+    if (ec) spdlog::error("cannot write {}: {}", ready_file, ec.message());
+  }
+  (*link)->Run(g_stop);
+  return 0;
+}
