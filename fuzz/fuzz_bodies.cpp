@@ -149,8 +149,8 @@ Status ReadFrameTrace(const std::vector<std::uint8_t>& bytes) {
 
 // ---- manifest ---------------------------------------------------------------
 
-// A package folder with empty graph files, so that a manifest naming them passes
-// the file checks; removed when the process exits.
+// A package folder with placeholder graph files, so that a manifest naming them passes
+// the file checks; removed when the process exits normally (a crash leaves it).
 class ScratchPackage {
  public:
   ScratchPackage() {

@@ -86,6 +86,19 @@ void ExpectRefused(const std::vector<std::uint8_t>& bytes, const std::string& me
   EXPECT_NE(r.status().message().find(mention), std::string::npos) << r.status().message();
 }
 
+// Found by fuzzing: an error text longer than the decoder's string limit made
+// the reply undecodable; it is cut when encoded.
+TEST(Protocol, LongReplyMessagesAreCutNotUndecodable) {
+  Reply reply;
+  reply.seq = 9;
+  reply.status = ReplyStatus::kError;
+  reply.message = std::string(5000, 'x');
+  auto decoded = DecodeReply(EncodeReply(reply));
+  ASSERT_TRUE(decoded.ok()) << decoded.status().ToString();
+  EXPECT_EQ(decoded->message, std::string(kMaxReplyMessageBytes, 'x'));
+  EXPECT_EQ(decoded->seq, 9);
+}
+
 TEST(Protocol, RefusesEachMalformedField) {
   ExpectRefused(WithField(0, 2), "version");
   ExpectRefused(WithField(1, 2), "kind");

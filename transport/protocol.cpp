@@ -14,7 +14,7 @@ constexpr size_t kReplyFields = 11;
 // Limits given to the msgpack parser so a hostile header cannot make it
 // allocate: no maps, no ext, short arrays, shallow nesting.
 msgpack::unpack_limit Limits() {
-  return msgpack::unpack_limit(/*array=*/64, /*map=*/0, /*str=*/1024,
+  return msgpack::unpack_limit(/*array=*/64, /*map=*/0, /*str=*/kMaxReplyMessageBytes,
                                /*bin=*/kMaxMessageBytes, /*ext=*/0, /*depth=*/4);
 }
 
@@ -190,7 +190,8 @@ std::vector<std::uint8_t> EncodeReply(const Reply& r) {
   pk.pack(kKindReply);
   pk.pack(r.seq);
   pk.pack(static_cast<int>(r.status));
-  pk.pack(r.message);
+  pk.pack(r.message.size() <= kMaxReplyMessageBytes ? r.message
+                                                   : r.message.substr(0, kMaxReplyMessageBytes));
   pk.pack(r.class_id);
   pk.pack_array(static_cast<std::uint32_t>(r.top.size()));
   for (const auto& t : r.top) {
@@ -212,7 +213,7 @@ Result<Reply> DecodeReply(std::span<const std::uint8_t> bytes) {
   Reply r;
   r.seq = static_cast<std::uint16_t>(f.Int(2, "seq", 0, UINT16_MAX));
   r.status = static_cast<ReplyStatus>(f.Int(3, "status", 0, 2));
-  r.message = f.Str(4, "message", 4096, true);
+  r.message = f.Str(4, "message", kMaxReplyMessageBytes, true);
   r.class_id = static_cast<int>(f.Int(5, "class_id", -1, 1 << 20));
   if (const auto* top = f.Array(6, "top", 0, kMaxTopScores)) {
     for (size_t i = 0; i < top->via.array.size; ++i) {

@@ -22,6 +22,9 @@ inline constexpr int kKindReply = 2;
 inline constexpr size_t kMaxMessageBytes = 1 << 20;
 inline constexpr size_t kMaxTopScores = 16;
 inline constexpr std::uint32_t kMaxDeadlineMs = 600'000;
+// A reply's message is cut to this many bytes when encoded (the decoder's
+// string limit), so a long error text cannot make a reply undecodable.
+inline constexpr size_t kMaxReplyMessageBytes = 1024;
 
 struct Request {
   std::uint16_t seq = 0;          // per edge, increasing modulo 2^16; echoed in the reply
