@@ -3,7 +3,9 @@
 // The thread that calls Run() owns the ROUTER socket. It validates each request
 // against the model (protocol fields, model name, rate, shape, range) and
 // answers a bad one at once with an error reply; it sheds load with a "busy"
-// reply when the work queue is full, so latency cannot grow without bound.
+// reply when the work queue is full, or when the wait it foresees in the queue
+// would outlast the request's deadline, so latency cannot grow without bound
+// and the edge learns at once that it must answer locally.
 // Good requests go to `threads` workers; each worker owns its own tail network
 // and codec, takes up to `max_batch` queued requests at a time, decodes them,
 // runs the tail on them as one batch and hands the replies back to the socket
@@ -62,7 +64,8 @@ struct CloudStats {
   std::int64_t received = 0;
   std::int64_t answered = 0;
   std::int64_t rejected = 0;  // error replies
-  std::int64_t busy = 0;      // shed: queue full
+  std::int64_t busy = 0;      // shed on arrival: queue full, or hopeless (below)
+  std::int64_t hopeless = 0;  // of `busy`: the queue ahead would outlast the deadline
   std::int64_t expired = 0;   // shed: the deadline passed while queued
   std::int64_t batches = 0;
   std::int64_t refused_keys = 0;  // CURVE handshakes refused by the ZAP handler
@@ -113,6 +116,9 @@ class CloudServer {
   std::condition_variable queue_ready_;
   std::deque<Job> queue_;
   bool stopping_ = false;
+  // Recent worker time per request (batch time / batch size), EWMA; 0 until
+  // the first batch. Admission uses it to foresee the wait in the queue.
+  double service_us_per_request_ = 0.0;
   CloudStats stats_;
   std::atomic<int> workers_ready_{0};
   std::thread zap_thread_;  // owns the ZAP REP socket

@@ -116,7 +116,9 @@ int main(int argc, char** argv) {
   }
   (*server)->Run(g_stop);
   auto s = (*server)->stats();
-  spdlog::info("stopped: received {}, answered {}, errors {}, busy {}, expired {}, refused keys {}",
-               s.received, s.answered, s.rejected, s.busy, s.expired, s.refused_keys);
+  spdlog::info(
+      "stopped: received {}, answered {}, errors {}, busy {}, expired {}, refused keys {}, "
+      "busy as hopeless {}",
+      s.received, s.answered, s.rejected, s.busy, s.expired, s.refused_keys, s.hopeless);
   return 0;
 }

@@ -68,7 +68,7 @@ void AnswerLog::Record(const Answer& a) {
   if (a.offloaded) {
     ++offloaded_;
     rates_[a.rate]++;
-    if (a.route == Route::kCloud) ++cloud_in_time_;
+    if (a.route == Route::kCloud && a.answer_us <= a.deadline_us) ++cloud_in_time_;
   }
   if (a.answer_us <= a.deadline_us) ++on_time_;
   routes_[RouteName(a.route)]++;

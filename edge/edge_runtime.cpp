@@ -40,6 +40,7 @@ EdgeRuntime::EdgeRuntime(EdgeOptions options, splitnet::SplitModel& model,
   const auto& m = model_.manifest();
   rate_index_ = options_.rate.empty() ? m.default_rate_index : m.RateIndex(options_.rate);
   next_seq_ = options_.first_sequence_number;
+  last_heard_us_ = clock_.NowUs();
   rates_.resize(m.rates.size());
   for (size_t r = 0; r < m.rates.size(); ++r)
     rates_[r].cloud_accuracy = r < m.rate_accuracy.size() ? m.rate_accuracy[r] : 0.0;
@@ -199,12 +200,16 @@ void EdgeRuntime::ExpireDue() {
     Deliver(answer);
     // Several offloads in a row with no reply at all: the connection is likely
     // dead (a restarted cloud can leave requests queued on a stale pipe).
-    if (++consecutive_misses_ >= options_.reconnect_after_misses) {
+    ++consecutive_misses_;
+    if (consecutive_misses_ >= options_.reconnect_after_misses &&
+        clock_.NowUs() - last_heard_us_ >=
+            static_cast<TimeUs>(options_.reconnect_quiet_ms * 1000)) {
       spdlog::warn("{} offloads unanswered in a row; reconnecting to the cloud",
                    consecutive_misses_);
       link_.Reconnect();
       ++counters_.reconnects;
       consecutive_misses_ = 0;
+      last_heard_us_ = clock_.NowUs();
     }
   }
 }
@@ -217,6 +222,7 @@ void EdgeRuntime::HandleReply(const std::vector<std::uint8_t>& bytes) {
     return;
   }
   consecutive_misses_ = 0;
+  last_heard_us_ = clock_.NowUs();
   const transport::Reply& reply = *decoded;
   // The oldest pending request whose low 16 bits match (pending_ is ordered).
   auto it = pending_.begin();

@@ -43,6 +43,9 @@ struct EdgeOptions {
   std::string rate;                // codec rate name; empty: the manifest's default
   double guard_ms = 2.0;           // the fallback is delivered this long before the deadline
   int reconnect_after_misses = 3;  // consecutive unanswered offloads before reopening the socket
+  // ... and only after this long without a word from the cloud: a cloud that is
+  // alive but slow still sends (late) replies, and reopening would waste them.
+  double reconnect_quiet_ms = 1000.0;
   std::uint64_t first_sequence_number = 1;  // (tests start near 2^16 to cross the wrap)
   int thumbnail_size = 16;      // side of the gray thumbnail pixel-difference policies see
   int late_reply_memory = 256;  // expired requests remembered for their late replies
@@ -133,6 +136,7 @@ class EdgeRuntime {
   bool rates_measured_ = false;
   std::vector<float> thumbnail_;
   int consecutive_misses_ = 0;
+  TimeUs last_heard_us_ = 0;  // last reply of any kind, the last reconnect, or the start
   EdgeCounters counters_;
 };
 

@@ -179,10 +179,32 @@ TEST_F(EdgeRuntimeTest, LateRepliesFallBackToTheExitByTheDeadline) {
 
 TEST_F(EdgeRuntimeTest, NoReplyAtAllReconnectsAndStillAnswersEveryFrame) {
   ScriptedLink link(clock_, 1'000, [](const transport::Request&) { return std::nullopt; });
-  auto answers = Run(link, "always", 12, 50'000, EdgeOptions{.reconnect_after_misses = 3});
+  auto answers = Run(link, "always", 12, 50'000,
+                     EdgeOptions{.reconnect_after_misses = 3, .reconnect_quiet_ms = 0});
   ExpectOneAnswerEach(answers, 12);
   for (const auto& a : answers) EXPECT_EQ(a.reason, Reason::kDeadlineMissed);
   EXPECT_EQ(link.reconnects, 4);
+}
+
+TEST_F(EdgeRuntimeTest, SilenceAloneTriggersAReconnect) {
+  // No reply ever: 3 misses are not enough until 1 s has passed without a word.
+  ScriptedLink link(clock_, 1'000, [](const transport::Request&) { return std::nullopt; });
+  auto answers = Run(link, "always", 60, 50'000, EdgeOptions{.reconnect_after_misses = 3});
+  ExpectOneAnswerEach(answers, 60);
+  // 3 s of frames: a reconnect about once a second, not one per 3 misses (20).
+  EXPECT_GE(link.reconnects, 2);
+  EXPECT_LE(link.reconnects, 3);
+}
+
+TEST_F(EdgeRuntimeTest, ASlowButAliveCloudIsNotReconnected) {
+  // Every reply comes, but 300 ms later, past the 200 ms deadline: each frame
+  // is a miss, yet the cloud is heard from all the time, so the connection
+  // (and the replies on it) is kept.
+  ScriptedLink link(clock_, 300'000, [](const transport::Request& r) { return OkReply(r, 7); });
+  auto answers = Run(link, "always", 100, 30'000);
+  ExpectOneAnswerEach(answers, 100);
+  EXPECT_EQ(link.reconnects, 0);
+  EXPECT_EQ(counters_.replies_late, 100);
 }
 
 TEST_F(EdgeRuntimeTest, BusyErrorAndMalformedRepliesFallBack) {

@@ -191,7 +191,7 @@ std::vector<std::uint8_t> EncodeReply(const Reply& r) {
   pk.pack(r.seq);
   pk.pack(static_cast<int>(r.status));
   pk.pack(r.message.size() <= kMaxReplyMessageBytes ? r.message
-                                                   : r.message.substr(0, kMaxReplyMessageBytes));
+                                                    : r.message.substr(0, kMaxReplyMessageBytes));
   pk.pack(r.class_id);
   pk.pack_array(static_cast<std::uint32_t>(r.top.size()));
   for (const auto& t : r.top) {
