@@ -10,6 +10,10 @@ namespace deepcut::netem {
 
 namespace {
 
+// A new connection to the cloud gets this long to come up (loopback: well
+// under a millisecond) before what waits for it counts as unreachable.
+constexpr TimeUs kConnectGraceUs = 1'000'000;
+
 std::string ToString(const zmq::message_t& m) { return {m.data<char>(), m.size()}; }
 
 }  // namespace
@@ -80,13 +84,15 @@ zmq::socket_t* LinkEmulator::CloudSocketFor(const std::string& identity, TimeUs 
   auto& b = backends_[identity];
   b.dealer = std::move(dealer);
   b.last_active_us = now_us;
+  b.opened_us = now_us;
   return b.dealer.get();
 }
 
 void LinkEmulator::CloseIdle(TimeUs now_us) {
   const auto idle_us = static_cast<TimeUs>(options_.idle_close_s * 1e6);
   for (auto it = backends_.begin(); it != backends_.end();) {
-    if (it->second.in_transit == 0 && now_us - it->second.last_active_us > idle_us) {
+    if (it->second.in_transit == 0 && it->second.waiting.empty() &&
+        now_us - it->second.last_active_us > idle_us) {
       it->second.dealer->close();
       it = backends_.erase(it);
       ++stats_.edges_closed;
@@ -155,7 +161,14 @@ void LinkEmulator::DeliverDue(TimeUs now_us) {
     auto& b = backends_.at(m.identity);  // kept while it has messages in transit
     --b.in_transit;
     b.last_active_us = now_us;
-    if (!b.dealer->send(m.message, zmq::send_flags::dontwait)) ++stats_.cloud_unreachable;
+    if (!b.waiting.empty() || !b.dealer->send(m.message, zmq::send_flags::dontwait)) {
+      // ZMQ_IMMEDIATE refuses while the connection is not up: normal for a
+      // moment after a new edge appears, a dead cloud after that.
+      if (now_us - b.opened_us < kConnectGraceUs)
+        b.waiting.push_back(std::move(m.message));
+      else
+        ++stats_.cloud_unreachable;
+    }
   }
   while (!down_.empty() && down_.front().arrives_us <= now_us) {
     InTransit m = std::move(down_.front());
@@ -164,6 +177,17 @@ void LinkEmulator::DeliverDue(TimeUs now_us) {
     // A ROUTER drops a message for an edge that has gone: nothing to do.
     (void)router_->send(zmq::buffer(m.identity), zmq::send_flags::sndmore);
     (void)router_->send(m.message, zmq::send_flags::dontwait);
+  }
+}
+
+void LinkEmulator::FlushWaiting(TimeUs now_us) {
+  for (auto& [id, b] : backends_) {
+    while (!b.waiting.empty() && b.dealer->send(b.waiting.front(), zmq::send_flags::dontwait))
+      b.waiting.pop_front();
+    if (!b.waiting.empty() && now_us - b.opened_us >= kConnectGraceUs) {
+      stats_.cloud_unreachable += static_cast<std::int64_t>(b.waiting.size());
+      b.waiting.clear();
+    }
   }
 }
 
@@ -194,6 +218,9 @@ void LinkEmulator::Run(const std::atomic<bool>& stop) {
     TimeUs now = clock_.NowUs();
     // Wake for the next delivery, but at least every 100 ms to see `stop`.
     TimeUs wake = now + 100'000;
+    // Poll again soon while messages wait for a fresh connection.
+    for (const auto& [id, b] : backends_)
+      if (!b.waiting.empty()) wake = std::min(wake, now + 1'000);
     if (!up_.empty()) wake = std::min(wake, up_.front().arrives_us);
     if (!down_.empty()) wake = std::min(wake, down_.front().arrives_us);
     const auto timeout_us = std::max<TimeUs>(0, wake - now);
@@ -210,6 +237,7 @@ void LinkEmulator::Run(const std::atomic<bool>& stop) {
       if (items[i].revents & ZMQ_POLLIN) ReadFromCloud(*polled[i - 1].first, *polled[i - 1].second);
     if (items[0].revents & ZMQ_POLLIN) ReadFromEdges();
     now = clock_.NowUs();
+    FlushWaiting(now);
     DeliverDue(now);
     if (now >= next_idle_check) {
       CloseIdle(now);

@@ -99,7 +99,13 @@ class LinkEmulator {
     std::unique_ptr<zmq::socket_t> dealer;  // towards the cloud, for one edge
     TimeUs last_active_us = 0;
     std::int64_t in_transit = 0;  // messages of this edge's inside the emulated link
+    TimeUs opened_us = 0;
+    // Arrived at the far end before this new connection to the cloud was up;
+    // sent, in order, once it is (or lost after kConnectGraceUs).
+    std::deque<zmq::message_t> waiting;
   };
+  // Sends what waits for a fresh connection; counts what waited too long.
+  void FlushWaiting(TimeUs now_us);
   std::map<std::string, Backend> backends_;  // by edge identity
   // FIFO links with a fixed delay deliver in sending order, so plain queues.
   std::deque<InTransit> up_, down_;
