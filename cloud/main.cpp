@@ -1,13 +1,12 @@
 // deepcut-cloud: serves the tail of a split model to any number of edges.
 #include <CLI/CLI.hpp>
 #include <csignal>
-#include <filesystem>
-#include <fstream>
 #include <iostream>
 
 #include <spdlog/spdlog.h>
 
 #include "cloud/cloud_server.h"
+#include "core/ready_file.h"
 #include "splitnet/manifest.h"
 #include "transport/curve_keys.h"
 
@@ -106,14 +105,9 @@ int main(int argc, char** argv) {
   for (const auto& e : (*server)->endpoints()) endpoints += e + "\n";
   spdlog::info("serving model {} on {} with {} threads", manifest->name,
                (*server)->endpoints().front(), options.threads);
-  if (!ready_file.empty()) {
-    // Written atomically so a watcher never reads half a line.
-    const std::string tmp = ready_file + ".tmp";
-    std::ofstream(tmp) << endpoints;
-    std::error_code ec;
-    std::filesystem::rename(tmp, ready_file, ec);
-    if (ec) spdlog::error("cannot write {}: {}", ready_file, ec.message());
-  }
+  if (!ready_file.empty())
+    if (Status written = WriteReadyFile(ready_file, endpoints); !written.ok())
+      spdlog::error("{}", written.message());
   (*server)->Run(g_stop);
   auto s = (*server)->stats();
   spdlog::info(

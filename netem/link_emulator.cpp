@@ -123,16 +123,12 @@ void LinkEmulator::ReadFromEdges() {
       continue;
     }
     if (start_us_ < 0) start_us_ = now;
-    const auto wire = static_cast<std::int64_t>(transport::ZmtpFrameBytes(body.size()));
-    auto arrives = uplink_.Send(TraceTime(now), wire);
-    if (!arrives) {
+    if (auto wire = Carry(uplink_, up_, id, std::move(body), now)) {
+      ++stats_.up_messages;
+      stats_.up_bytes += *wire;
+    } else {
       ++stats_.up_dropped;
-      continue;
     }
-    ++stats_.up_messages;
-    stats_.up_bytes += wire;
-    ++backends_[id].in_transit;
-    up_.push_back({*arrives + start_us_, id, std::move(body)});
   }
 }
 
@@ -140,18 +136,25 @@ void LinkEmulator::ReadFromCloud(const std::string& identity, zmq::socket_t& dea
   while (true) {
     zmq::message_t body;
     if (!dealer.recv(body, zmq::recv_flags::dontwait)) return;
-    const TimeUs now = clock_.NowUs();
-    const auto wire = static_cast<std::int64_t>(transport::ZmtpFrameBytes(body.size()));
-    auto arrives = downlink_.Send(TraceTime(now), wire);
-    if (!arrives) {
+    if (auto wire = Carry(downlink_, down_, identity, std::move(body), clock_.NowUs())) {
+      ++stats_.down_messages;
+      stats_.down_bytes += *wire;
+    } else {
       ++stats_.down_dropped;
-      continue;
     }
-    ++stats_.down_messages;
-    stats_.down_bytes += wire;
-    ++backends_[identity].in_transit;
-    down_.push_back({*arrives + start_us_, identity, std::move(body)});
   }
+}
+
+std::optional<std::int64_t> LinkEmulator::Carry(replay::LinkModel& model,
+                                                std::deque<InTransit>& queue,
+                                                const std::string& identity, zmq::message_t body,
+                                                TimeUs now_us) {
+  const auto wire = static_cast<std::int64_t>(transport::ZmtpFrameBytes(body.size()));
+  auto arrives = model.Send(TraceTime(now_us), wire);
+  if (!arrives) return std::nullopt;
+  ++backends_[identity].in_transit;
+  queue.push_back({*arrives + start_us_, identity, std::move(body)});
+  return wire;
 }
 
 void LinkEmulator::DeliverDue(TimeUs now_us) {

@@ -23,6 +23,7 @@
 #include <deque>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 #include <zmq.hpp>
@@ -81,6 +82,11 @@ class LinkEmulator {
   zmq::socket_t* CloudSocketFor(const std::string& identity, TimeUs now_us);
   void ReadFromEdges();
   void ReadFromCloud(const std::string& identity, zmq::socket_t& dealer);
+  // Puts `body` into one direction of the emulated link; its wire bytes, or
+  // nullopt if the queue had no room (the message is lost).
+  std::optional<std::int64_t> Carry(replay::LinkModel& model, std::deque<InTransit>& queue,
+                                    const std::string& identity, zmq::message_t body,
+                                    TimeUs now_us);
   // An edge that reconnects comes back with a new identity; the old one's
   // connection would otherwise stay open for ever.
   void CloseIdle(TimeUs now_us);

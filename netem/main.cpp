@@ -3,11 +3,10 @@
 // in real time, outages included.
 #include <CLI/CLI.hpp>
 #include <csignal>
-#include <filesystem>
-#include <fstream>
 
 #include <spdlog/spdlog.h>
 
+#include "core/ready_file.h"
 #include "netem/link_emulator.h"
 
 namespace {
@@ -94,14 +93,9 @@ int main(int argc, char** argv) {
   spdlog::info("{} -> {}: uplink {} (mean {:.0f} bit/s), downlink {}, delay {} ms, queue {} B",
                (*link)->endpoint(), options.connect, up_name, up_bps, down_name,
                options.uplink.delay_ms, options.uplink.queue_bytes);
-  if (!ready_file.empty()) {
-    // Written atomically so a watcher never reads half a line.
-    const std::string tmp = ready_file + ".tmp";
-    std::ofstream(tmp) << (*link)->endpoint() << "\n";
-    std::error_code ec;
-    std::filesystem::rename(tmp, ready_file, ec);
-    if (ec) spdlog::error("cannot write {}: {}", ready_file, ec.message());
-  }
+  if (!ready_file.empty())
+    if (Status written = WriteReadyFile(ready_file, (*link)->endpoint() + "\n"); !written.ok())
+      spdlog::error("{}", written.message());
   (*link)->Run(g_stop);
   return 0;
 }

@@ -28,45 +28,38 @@ class Env:
         self.tmp = tempfile.mkdtemp(prefix="deepcut-e2e-")
         self.procs = []
 
-    def start_cloud(self, listen="tcp://127.0.0.1:*", model=None, extra=()):
-        """Starts a cloud and waits until it listens; returns (process, endpoint)."""
-        ready = os.path.join(self.tmp, "ready-%d" % len(self.procs))
-        log = open(os.path.join(self.tmp, "cloud-%d.log" % len(self.procs)), "w")
-        proc = subprocess.Popen(
-            [self.cloud_bin, "--listen", listen, "--model", model or self.args.model,
-             "--ready-file", ready, "--stats-interval-s", "0", *extra],
-            stdout=log, stderr=subprocess.STDOUT)
+    def _start_listening(self, name, cmd):
+        """Starts a process given --ready-file and waits until it has written
+        its endpoint; returns (process, endpoint, log path)."""
+        n = len(self.procs)
+        ready = os.path.join(self.tmp, "%s-ready-%d" % (name, n))
+        log_path = os.path.join(self.tmp, "%s-%d.log" % (name, n))
+        proc = subprocess.Popen(cmd + ["--ready-file", ready, "--stats-interval-s", "0"],
+                                stdout=open(log_path, "w"), stderr=subprocess.STDOUT)
         self.procs.append(proc)
         deadline = time.time() + 60
         while time.time() < deadline:
             if os.path.exists(ready) and os.path.getsize(ready) > 0:
                 with open(ready) as f:
-                    return proc, f.readline().strip()
+                    return proc, f.readline().strip(), log_path
             if proc.poll() is not None:
-                raise RuntimeError("cloud exited with %d" % proc.returncode)
+                raise RuntimeError("%s exited with %d" % (name, proc.returncode))
             time.sleep(0.05)
-        raise RuntimeError("cloud did not start")
+        raise RuntimeError("%s did not start" % name)
+
+    def start_cloud(self, listen="tcp://127.0.0.1:*", model=None, extra=()):
+        """Starts a cloud and waits until it listens; returns (process, endpoint)."""
+        proc, endpoint, _ = self._start_listening(
+            "cloud", [self.cloud_bin, "--listen", listen, "--model", model or self.args.model,
+                      *extra])
+        return proc, endpoint
 
     def start_link(self, cloud_endpoint, uplink, extra=()):
         """Starts deepcut-link in front of a cloud; returns (process, endpoint, log path)."""
-        n = len(self.procs)
-        ready = os.path.join(self.tmp, "link-ready-%d" % n)
-        log_path = os.path.join(self.tmp, "link-%d.log" % n)
-        proc = subprocess.Popen(
-            [os.path.join(self.args.bin_dir, "netem", "deepcut-link"), "--listen",
-             "tcp://127.0.0.1:*", "--connect", cloud_endpoint, "--uplink", uplink,
-             "--ready-file", ready, "--stats-interval-s", "0", *extra],
-            stdout=open(log_path, "w"), stderr=subprocess.STDOUT)
-        self.procs.append(proc)
-        deadline = time.time() + 30
-        while time.time() < deadline:
-            if os.path.exists(ready) and os.path.getsize(ready) > 0:
-                with open(ready) as f:
-                    return proc, f.readline().strip(), log_path
-            if proc.poll() is not None:
-                raise RuntimeError("link exited with %d" % proc.returncode)
-            time.sleep(0.05)
-        raise RuntimeError("link did not start")
+        return self._start_listening(
+            "link", [os.path.join(self.args.bin_dir, "netem", "deepcut-link"), "--listen",
+                     "tcp://127.0.0.1:*", "--connect", cloud_endpoint, "--uplink", uplink,
+                     *extra])
 
     def edge_cmd(self, endpoint, *extra, model=None):
         return [self.edge_bin, "--cloud", endpoint, "--model", model or self.args.model,
