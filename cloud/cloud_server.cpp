@@ -30,6 +30,12 @@ std::string Z85Of(const zmq::message_t& key) {
   return text;
 }
 
+// The edge's address as ZeroMQ saw it (TCP), for the log.
+std::string PeerOf(zmq::message_t& message) {
+  const char* address = zmq_msg_gets(message.handle(), "Peer-Address");
+  return address ? address : "?";
+}
+
 transport::Reply ErrorReply(std::uint64_t seq, transport::ReplyStatus status, std::string message) {
   transport::Reply r;
   r.seq = seq;
@@ -49,11 +55,17 @@ Status CheckAgainstModel(const transport::Request& r, const splitnet::Manifest& 
     return InvalidArgument("rate index " + std::to_string(r.rate_index) +
                            " is not a rate of model " + m.name);
   const auto& rate = m.rates[r.rate_index];
-  // A payload can never need more than the raw packed bits plus zstd's bound.
-  const size_t limit = splitnet::FeatureCodec::PackedBytes(m.bottleneck, rate) + 64;
-  if (r.payload.size() > limit)
-    return InvalidArgument("payload of " + std::to_string(r.payload.size()) +
-                           " bytes is too large for rate " + rate.name);
+  const size_t packed = splitnet::FeatureCodec::PackedBytes(m.bottleneck, rate);
+  const size_t size = r.payload.size();
+  const auto coding = static_cast<splitnet::Coding>(r.coding);
+  if (coding == splitnet::Coding::kRaw && size != packed)
+    return InvalidArgument("raw payload of " + std::to_string(size) + " bytes: rate " + rate.name +
+                           " packs into exactly " + std::to_string(packed));
+  const size_t limit = splitnet::FeatureCodec::MaxPayloadBytes(m.bottleneck, rate, coding);
+  if (size > limit)
+    return InvalidArgument("payload of " + std::to_string(size) + " bytes is too large for rate " +
+                           rate.name + " with coding " + std::to_string(r.coding) + " (at most " +
+                           std::to_string(limit) + ")");
   return Status::Ok();
 }
 
@@ -69,7 +81,9 @@ std::vector<transport::ScoredClass> TopScores(const splitnet::Prediction& p, int
 }
 
 CloudServer::CloudServer(CloudOptions options, splitnet::Manifest manifest)
-    : options_(std::move(options)), manifest_(std::move(manifest)) {}
+    : options_(std::move(options)),
+      manifest_(std::move(manifest)),
+      refusals_(clock_, options_.refusal_log_period_s) {}
 
 CloudServer::~CloudServer() {
   zap_stop_ = true;
@@ -117,7 +131,7 @@ Status CloudServer::Start() {
     router_->set(zmq::sockopt::linger, 0);
     // A reply to an edge that went away is dropped, not an error.
     router_->set(zmq::sockopt::router_mandatory, 0);
-    router_->set(zmq::sockopt::maxmsgsize, static_cast<int64_t>(transport::kMaxMessageBytes + 64));
+    router_->set(zmq::sockopt::maxmsgsize, static_cast<int64_t>(kMaxFrameBytesRead));
     if (!options_.curve_secret_key.empty()) {
       router_->set(zmq::sockopt::curve_server, 1);
       router_->set(zmq::sockopt::curve_publickey, options_.curve_public_key);
@@ -300,6 +314,7 @@ void CloudServer::WorkerLoop(int index) {
           std::lock_guard<std::mutex> lock(mutex_);
           stats_.rejected++;
         }
+        refusals_.Note("payload", job.peer, decoded.status().message());
         send(job.identity, ErrorReply(request->seq, transport::ReplyStatus::kError,
                                       "payload: " + decoded.status().message()));
         continue;
@@ -358,22 +373,36 @@ void CloudServer::SendReply(zmq::socket_t& router, const std::string& identity,
   }
 }
 
-void CloudServer::HandleRequest(zmq::socket_t& router, const std::string& identity,
-                                std::span<const std::uint8_t> bytes) {
+void CloudServer::Refuse(zmq::socket_t& router, const std::string& identity,
+                         const std::string& peer, std::optional<std::uint16_t> seq,
+                         const char* kind, const std::string& message) {
   {
     std::lock_guard<std::mutex> lock(mutex_);
     stats_.received++;
-  }
-  auto request = transport::DecodeRequest(bytes);
-  Status valid = request.ok() ? CheckAgainstModel(*request, manifest_) : request.status();
-  if (!valid.ok()) {
-    spdlog::debug("refused a request: {}", valid.message());
-    SendReply(router, identity,
-              transport::EncodeReply(ErrorReply(request.ok() ? request->seq : 0,
-                                                transport::ReplyStatus::kError, valid.message())));
-    std::lock_guard<std::mutex> lock(mutex_);
     stats_.rejected++;
+  }
+  refusals_.Note(kind, peer, message);
+  SendReply(
+      router, identity,
+      transport::EncodeReply(ErrorReply(seq.value_or(0), transport::ReplyStatus::kError, message)));
+}
+
+void CloudServer::HandleRequest(zmq::socket_t& router, const std::string& identity,
+                                const std::string& peer, std::span<const std::uint8_t> bytes) {
+  auto request = transport::DecodeRequest(bytes);
+  if (!request.ok()) {
+    const char* kind = bytes.size() > transport::kMaxMessageBytes ? "oversize" : "malformed";
+    Refuse(router, identity, peer, transport::PeekRequestSeq(bytes), kind,
+           request.status().message());
     return;
+  }
+  if (Status valid = CheckAgainstModel(*request, manifest_); !valid.ok()) {
+    Refuse(router, identity, peer, request->seq, "model", valid.message());
+    return;
+  }
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    stats_.received++;
   }
   const char* reason = "";
   {
@@ -388,7 +417,7 @@ void CloudServer::HandleRequest(zmq::socket_t& router, const std::string& identi
     const bool full = static_cast<int>(queue_.size()) >= options_.max_queue;
     const bool hopeless = now + static_cast<TimeUs>(expected_us) > expires;
     if (!full && !hopeless) {
-      queue_.push_back(Job{identity, std::move(request).value(), now, expires});
+      queue_.push_back(Job{identity, peer, std::move(request).value(), now, expires});
       queue_ready_.notify_one();
       return;
     }
@@ -399,6 +428,32 @@ void CloudServer::HandleRequest(zmq::socket_t& router, const std::string& identi
   SendReply(
       router, identity,
       transport::EncodeReply(ErrorReply(request->seq, transport::ReplyStatus::kBusy, reason)));
+}
+
+bool CloudServer::ReceiveOne(zmq::socket_t& router) {
+  // ZeroMQ hands over a message's frames all at once, so none of these reads
+  // blocks once the first has come; every frame is read, whatever their
+  // number, so that the next message starts where it should.
+  zmq::message_t identity, body, part;
+  if (!router.recv(identity, zmq::recv_flags::dontwait)) return false;
+  size_t frames = 0;
+  bool more = identity.more();
+  while (more) {
+    zmq::message_t& into = frames == 0 ? body : part;
+    (void)router.recv(into);
+    more = into.more();
+    ++frames;
+  }
+  const std::string id = identity.to_string();
+  const std::string peer = PeerOf(frames > 0 ? body : identity);
+  const std::span<const std::uint8_t> bytes(body.data<std::uint8_t>(), body.size());
+  if (frames != 1) {
+    Refuse(router, id, peer, transport::PeekRequestSeq(bytes), "multipart",
+           "a request must be one message frame; this message had " + std::to_string(frames));
+    return true;
+  }
+  HandleRequest(router, id, peer, bytes);
+  return true;
 }
 
 void CloudServer::Run(const std::atomic<bool>& stop) {
@@ -422,34 +477,14 @@ void CloudServer::Run(const std::atomic<bool>& stop) {
           (void)results_->recv(identity);
         }
       }
-      for (int i = 0; i < 256 && (items[0].revents & ZMQ_POLLIN); ++i) {
-        std::vector<zmq::message_t> parts;
-        zmq::message_t part;
-        if (!router_->recv(part, zmq::recv_flags::dontwait)) break;
-        parts.push_back(std::move(part));
-        while (parts.back().more() && parts.size() < 8) {
-          (void)router_->recv(part);
-          parts.push_back(std::move(part));
-        }
-        while (parts.back().more()) (void)router_->recv(part);  // discard the excess
-        const std::string identity = parts[0].to_string();
-        if (parts.size() != 2) {
-          SendReply(*router_, identity,
-                    transport::EncodeReply(ErrorReply(0, transport::ReplyStatus::kError,
-                                                      "a request must be one message frame")));
-          std::lock_guard<std::mutex> lock(mutex_);
-          stats_.received++;
-          stats_.rejected++;
-          continue;
-        }
-        const auto* p = parts[1].data<std::uint8_t>();
-        HandleRequest(*router_, identity, std::span<const std::uint8_t>(p, parts[1].size()));
-      }
+      for (int i = 0; i < 256 && (items[0].revents & ZMQ_POLLIN); ++i)
+        if (!ReceiveOne(*router_)) break;
     } catch (const zmq::error_t& e) {
       if (e.num() == ETERM) break;
       if (e.num() == EINTR) continue;  // a signal; `stop` says whether to go on
       spdlog::warn("socket error: {}", e.what());
     }
+    refusals_.Flush();
     if (options_.stats_interval_s > 0 && clock_.NowUs() >= next_stats_us) {
       CloudStats s = stats();
       spdlog::info("served {} (+{}), errors {}, busy {}, expired {}, mean batch {:.1f}", s.answered,

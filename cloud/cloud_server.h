@@ -18,6 +18,14 @@
 // lets in only those keys; refusals are counted and logged at warn, at most
 // once per key per minute.
 //
+// Every refusal (a malformed message, one of several frames or over the size
+// limit, a request the model cannot serve, a payload that does not decode) gets
+// an error reply carrying the request's seq whenever its first bytes hold one,
+// is counted, and is logged at warn, rate-limited per kind (RefusalLog).
+// ZeroMQ itself drops the connection of a peer that sends a frame over
+// kMaxFrameBytesRead (the socket's ZMQ_MAXMSGSIZE), before the frame is
+// buffered: that one cannot be answered (docs/protocol.md, "Size limits").
+//
 // Ownership: Create() binds and starts the workers (and the ZAP thread); the
 // destructor stops and joins them.
 #pragma once
@@ -28,11 +36,13 @@
 #include <deque>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
 #include <zmq.hpp>
 
+#include "cloud/refusal_log.h"
 #include "core/clock.h"
 #include "core/status.h"
 #include "splitnet/manifest.h"
@@ -41,18 +51,25 @@
 
 namespace deepcut::cloud {
 
-// Checks a decoded request against the served model (tag, rate, payload size).
+// Frames up to this size are read and answered with an error when over the
+// protocol's limit; a larger one makes ZeroMQ drop the connection unread, so
+// that no peer can make the cloud buffer more than this per frame.
+inline constexpr size_t kMaxFrameBytesRead = 8 * transport::kMaxMessageBytes;
+
+// Checks a decoded request against the served model (tag, rate, and the
+// payload size its coding allows: docs/protocol.md).
 Status CheckAgainstModel(const transport::Request& request, const splitnet::Manifest& manifest);
 // The k best classes of a prediction, best first.
 std::vector<transport::ScoredClass> TopScores(const splitnet::Prediction& prediction, int k);
 
 struct CloudOptions {
   std::vector<std::string> listen{"tcp://127.0.0.1:5555"};  // endpoints to bind
-  int threads = 2;                 // worker threads, each with its own tail network
-  int max_batch = 16;              // requests per tail run
-  int max_queue = 256;             // queued requests beyond which new ones get "busy"
-  int top_k = 3;                   // scores returned per answer
-  double stats_interval_s = 10.0;  // period of the info log line; 0: never
+  int threads = 2;                     // worker threads, each with its own tail network
+  int max_batch = 16;                  // requests per tail run
+  int max_queue = 256;                 // queued requests beyond which new ones get "busy"
+  int top_k = 3;                       // scores returned per answer
+  double stats_interval_s = 10.0;      // period of the info log line; 0: never
+  double refusal_log_period_s = 10.0;  // refusals of one kind: logged at most this often
   // CURVE (Z85, 40 characters): the server's key pair; empty: plaintext.
   std::string curve_public_key;
   std::string curve_secret_key;
@@ -88,6 +105,7 @@ class CloudServer {
  private:
   struct Job {
     std::string identity;
+    std::string peer;            // the edge's address, for the log
     transport::Request request;  // decoded and validated by the socket thread
     TimeUs received_us = 0;
     TimeUs expires_us = 0;  // the edge's deadline, on this clock
@@ -97,14 +115,19 @@ class CloudServer {
   void WorkerLoop(int index);
   Status StartZapHandler();
   void ZapLoop(zmq::socket_t& handler);
-  void HandleRequest(zmq::socket_t& router, const std::string& identity,
+  void HandleRequest(zmq::socket_t& router, const std::string& identity, const std::string& peer,
                      std::span<const std::uint8_t> bytes);
+  // Reads every frame of one message and handles it; false if none was waiting.
+  bool ReceiveOne(zmq::socket_t& router);
+  void Refuse(zmq::socket_t& router, const std::string& identity, const std::string& peer,
+              std::optional<std::uint16_t> seq, const char* kind, const std::string& message);
   void SendReply(zmq::socket_t& router, const std::string& identity,
                  const std::vector<std::uint8_t>& reply);
 
   CloudOptions options_;
   splitnet::Manifest manifest_;
   RealClock clock_;
+  RefusalLog refusals_;
   zmq::context_t context_{1};
   std::unique_ptr<zmq::socket_t> router_;
   std::unique_ptr<zmq::socket_t> results_;  // PULL, fed by the workers

@@ -5,8 +5,9 @@
 
 #include <spdlog/spdlog.h>
 
+#include "cli/cli.h"
 #include "cloud/cloud_server.h"
-#include "core/ready_file.h"
+#include "core/files.h"
 #include "splitnet/manifest.h"
 #include "transport/curve_keys.h"
 
@@ -14,9 +15,6 @@ namespace {
 
 std::atomic<bool> g_stop{false};
 void OnSignal(int) { g_stop = true; }
-
-constexpr int kExitBadOption = 2;
-constexpr int kExitBadModel = 3;
 
 }  // namespace
 
@@ -31,21 +29,24 @@ int main(int argc, char** argv) {
   app.add_option("--model", model_dir, "model package directory")->required();
   app.add_option("--threads", options.threads, "worker threads")
       ->capture_default_str()
-      ->check(CLI::Range(1, 256));
+      ->check(cli::Between(1, 256));
   app.add_option("--max-batch", options.max_batch, "requests per tail run")
       ->capture_default_str()
-      ->check(CLI::Range(1, 1024));
+      ->check(cli::Between(1, 1024));
   app.add_option("--max-queue", options.max_queue, "queued requests before replying busy")
       ->capture_default_str()
-      ->check(CLI::Range(1, 1 << 20));
+      ->check(cli::Between(1, 1 << 20));
   app.add_option("--top-k", options.top_k, "scores returned per answer")
       ->capture_default_str()
-      ->check(CLI::Range(1, 16));
-  app.add_option("--stats-interval-s", options.stats_interval_s, "period of the stats log line")
-      ->capture_default_str();
+      ->check(cli::Between(1, 16));
+  app.add_option("--stats-interval-s", options.stats_interval_s,
+                 "period of the stats log line (0: never)")
+      ->capture_default_str()
+      ->check(cli::NonNegative());
   app.add_option("--ready-file", ready_file,
-                 "once listening, write the bound endpoints here (one per line)");
-  app.add_option("--log-level", log_level, "trace|debug|info|warn|error")->capture_default_str();
+                 "once listening, write the bound endpoints here (one per line)")
+      ->check(cli::OutputFile());
+  cli::AddLogLevel(app, log_level);
   std::string curve_key_file, accept_keys_path;
   auto* curve_key_option = app.add_option(
       "--curve-key", curve_key_file,
@@ -55,13 +56,11 @@ int main(int argc, char** argv) {
                  "let in only the edges whose public keys are here (a .pub file or a directory "
                  "of them); without it any edge that knows this cloud's public key gets in")
       ->needs(curve_key_option);
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
-    return app.exit(e) == 0 ? 0 : kExitBadOption;
-  }
-  spdlog::set_level(spdlog::level::from_str(log_level));
-  spdlog::set_pattern("[%H:%M:%S.%e] [cloud] [%l] %v");
+  app.footer(
+      "Exit codes: 0 ok, 2 bad option, 3 bad model package, 5 the ready file could not be "
+      "written.");
+  if (int code = cli::Parse(app, argc, argv); code >= 0) return code;
+  cli::SetUpLogging("cloud", log_level);
   std::signal(SIGINT, OnSignal);
   std::signal(SIGTERM, OnSignal);
 
@@ -70,7 +69,7 @@ int main(int argc, char** argv) {
     Status curve = pair.ok() ? transport::RequireCurve() : pair.status();
     if (!curve.ok()) {
       spdlog::error("--curve-key: {}", curve.message());
-      return kExitBadOption;
+      return cli::kExitBadOption;
     }
     options.curve_public_key = pair->public_key;
     options.curve_secret_key = pair->secret_key;
@@ -78,7 +77,7 @@ int main(int argc, char** argv) {
       auto accepted = transport::ReadPublicKeys(accept_keys_path);
       if (!accepted.ok()) {
         spdlog::error("--accept-keys: {}", accepted.status().message());
-        return kExitBadOption;
+        return cli::kExitBadOption;
       }
       options.curve_accepted_keys = std::move(accepted).value();
     }
@@ -91,23 +90,28 @@ int main(int argc, char** argv) {
   auto manifest = splitnet::LoadManifest(model_dir);
   if (!manifest.ok()) {
     spdlog::error("{}", manifest.status().message());
-    return kExitBadModel;
+    return cli::kExitBadModel;
+  }
+  // The package is checked here, so that what Create can still refuse is an option.
+  if (auto tail = splitnet::SplitModel::Load(*manifest, {.head = false, .exit = false});
+      !tail.ok()) {
+    spdlog::error("{}", tail.status().message());
+    return cli::kExitBadModel;
   }
   auto server = cloud::CloudServer::Create(options, *manifest);
   if (!server.ok()) {
     spdlog::error("{}", server.status().message());
-    return server.status().code() == StatusCode::kInvalidArgument &&
-                   server.status().message().rfind("cannot listen", 0) == 0
-               ? kExitBadOption
-               : kExitBadModel;
+    return server.status().code() == StatusCode::kInternal ? cli::kExitFailed : cli::kExitBadOption;
   }
   std::string endpoints;
   for (const auto& e : (*server)->endpoints()) endpoints += e + "\n";
   spdlog::info("serving model {} on {} with {} threads", manifest->name,
                (*server)->endpoints().front(), options.threads);
   if (!ready_file.empty())
-    if (Status written = WriteReadyFile(ready_file, endpoints); !written.ok())
-      spdlog::error("{}", written.message());
+    if (Status written = WriteFileAtomically(ready_file, endpoints); !written.ok()) {
+      spdlog::error("--ready-file: {}", written.message());
+      return cli::kExitFailed;
+    }
   (*server)->Run(g_stop);
   auto s = (*server)->stats();
   spdlog::info(

@@ -1,5 +1,7 @@
 #include "edge/answer_log.h"
 
+#include "core/files.h"
+
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -16,20 +18,6 @@ double Percentile(std::vector<std::int64_t> v, double p) {
   size_t rank = static_cast<size_t>(std::ceil(p / 100.0 * static_cast<double>(v.size())));
   rank = std::clamp<size_t>(rank, 1, v.size());
   return static_cast<double>(v[rank - 1]);
-}
-
-Status WriteFileAtomically(const std::string& path, const std::string& text) {
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::trunc);
-    if (!out) return NotFound("cannot write " + tmp);
-    out << text;
-    if (!out.good()) return Internal("write to " + tmp + " failed");
-  }
-  std::error_code ec;
-  std::filesystem::rename(tmp, path, ec);
-  if (ec) return Internal("cannot rename " + tmp + " to " + path + ": " + ec.message());
-  return Status::Ok();
 }
 
 }  // namespace

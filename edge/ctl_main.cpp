@@ -4,11 +4,14 @@
 #include <iostream>
 #include <zmq.hpp>
 
+#include "cli/cli.h"
+
 namespace {
 
-constexpr int kExitRefused = 1;  // the edge answered "error: ..."
-constexpr int kExitBadOption = 2;
-constexpr int kExitNoAnswer = 3;
+using deepcut::cli::kExitBadOption;
+using deepcut::cli::kExitRefused;  // the edge answered "error: ..."
+// No answer in time: the edge is absent or stuck, a failed run for a script.
+constexpr int kExitNoAnswer = deepcut::cli::kExitFailed;
 
 }  // namespace
 
@@ -20,14 +23,11 @@ int main(int argc, char** argv) {
   app.add_option("--control", endpoint, "the edge's --control endpoint")->required();
   app.add_option("--timeout-ms", timeout_ms, "give up waiting for the answer after this long")
       ->capture_default_str()
-      ->check(CLI::PositiveNumber);
+      ->check(deepcut::cli::Between(1, 3'600'000));
   app.add_option("command", words, "budget RATE (e.g. budget 20k; 0: unlimited) | status")
       ->required();
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
-    return app.exit(e) == 0 ? 0 : kExitBadOption;
-  }
+  app.footer("Exit codes: 0 ok, 1 the edge refused the command, 2 bad option, 5 no answer.");
+  if (int code = deepcut::cli::Parse(app, argc, argv); code >= 0) return code;
   std::string line;
   for (const auto& w : words) line += (line.empty() ? "" : " ") + w;
   try {

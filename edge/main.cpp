@@ -8,6 +8,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "cli/cli.h"
 #include "edge/answer_log.h"
 #include "edge/control.h"
 #include "edge/edge_runtime.h"
@@ -20,12 +21,6 @@ namespace {
 
 std::atomic<bool> g_stop{false};
 void OnSignal(int) { g_stop = true; }
-
-// Exit codes, one per kind of failure.
-constexpr int kExitBadOption = 2;
-constexpr int kExitBadModel = 3;
-constexpr int kExitBadSource = 4;
-constexpr int kExitRunFailed = 5;
 
 }  // namespace
 
@@ -57,11 +52,12 @@ int main(int argc, char** argv) {
                  "where the Fashion-MNIST IDX files are")
       ->capture_default_str();
   app.add_option("--frames", stream_options.max_frames, "stop after N frames (-1: all)")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(cli::AtLeast(-1));
   app.add_option("--fps", stream_options.fps,
                  "capture in real time at F frames/s (0: as fast as the pipeline allows)")
       ->capture_default_str()
-      ->check(CLI::NonNegativeNumber);
+      ->check(cli::Between(0, 1000));
   std::string budget_text = "0";
   scheduler::PolicyOptions policy_options;
   std::string policy_help = "offload policy:";
@@ -72,10 +68,12 @@ int main(int argc, char** argv) {
   app.add_option("--seed", policy_options.seed, "seed of the random policy")->capture_default_str();
   app.add_option("--period", policy_options.period_frames,
                  "periodic: offload every N frames (without a budget)")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(cli::AtLeast(1));
   app.add_option("--confidence-threshold", policy_options.confidence_threshold,
                  "confidence: offload below this exit confidence (without a budget)")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(cli::Between(0, 1));
   std::string control_endpoint;
   app.add_option("--control", control_endpoint,
                  "listen for live commands (budget RATE | status) here, e.g. "
@@ -83,40 +81,42 @@ int main(int argc, char** argv) {
   app.add_option("--rate", edge_options.rate, "codec rate name (default: the model's default)");
   app.add_option("--deadline-ms", edge_options.deadline_ms, "capture-to-answer deadline")
       ->capture_default_str()
-      ->check(CLI::PositiveNumber);
+      ->check(cli::Between(0.001, 600'000));
   app.add_option("--max-in-flight", edge_options.max_in_flight, "offloads awaiting a reply")
       ->capture_default_str()
-      ->check(CLI::Range(1, 1024));
-  app.add_option("--out", out_path, "per-frame answers, one JSON line each");
-  app.add_option("--summary", summary_path, "run summary JSON");
+      ->check(cli::Between(1, 1024));
+  app.add_option("--out", out_path, "per-frame answers, one JSON line each")
+      ->check(cli::OutputFile());
+  app.add_option("--summary", summary_path, "run summary JSON")->check(cli::OutputFile());
   app.add_option("--progress", progress, "progress bar: auto (if stderr is a terminal)|on|off")
       ->capture_default_str()
       ->check(CLI::IsMember({"auto", "on", "off"}));
-  app.add_option("--log-level", log_level, "trace|debug|info|warn|error")->capture_default_str();
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
-    return app.exit(e) == 0 ? 0 : kExitBadOption;
+  cli::AddLogLevel(app, log_level);
+  app.footer(
+      "Exit codes: 0 ok, 2 bad option, 3 bad model package, 4 bad source, 5 the run failed.");
+  if (int code = cli::Parse(app, argc, argv); code >= 0) return code;
+  if (!out_path.empty() && out_path == summary_path) {
+    std::cerr << "--out and --summary name the same file: " << out_path << "\n";
+    return cli::kExitBadOption;
   }
-  spdlog::set_level(spdlog::level::from_str(log_level));
-  spdlog::set_pattern("[%H:%M:%S.%e] [edge] [%l] %v");
+  cli::SetUpLogging("edge", log_level);
   std::signal(SIGINT, OnSignal);
   std::signal(SIGTERM, OnSignal);
 
   auto manifest = splitnet::LoadManifest(model_dir);
   if (!manifest.ok()) {
     spdlog::error("{}", manifest.status().message());
-    return kExitBadModel;
+    return cli::kExitBadModel;
   }
   auto model = splitnet::SplitModel::Load(*manifest, {.head = true, .exit = true, .tail = false});
   if (!model.ok()) {
     spdlog::error("{}", model.status().message());
-    return kExitBadModel;
+    return cli::kExitBadModel;
   }
   auto budget = scheduler::ParseBitRate(budget_text);
   if (!budget.ok()) {
     spdlog::error("--budget: {}", budget.status().message());
-    return kExitBadOption;
+    return cli::kExitBadOption;
   }
   policy_options.name = policy_name;
   policy_options.budget_bps = *budget;
@@ -124,7 +124,7 @@ int main(int argc, char** argv) {
   auto policy = scheduler::MakePolicy(policy_options);
   if (!policy.ok()) {
     spdlog::error("--policy: {}", policy.status().message());
-    return kExitBadOption;
+    return cli::kExitBadOption;
   }
   RealClock clock;
   transport::ZmqLinkOptions link_options{.endpoint = cloud_endpoint};
@@ -132,13 +132,13 @@ int main(int argc, char** argv) {
     auto cloud_key = transport::ReadPublicKeyFile(cloud_key_file);
     if (!cloud_key.ok()) {
       spdlog::error("--cloud-key: {}", cloud_key.status().message());
-      return kExitBadOption;
+      return cli::kExitBadOption;
     }
     auto pair = transport::ReadSecretKeyFile(curve_key_file);
     Status curve = pair.ok() ? transport::RequireCurve() : pair.status();
     if (!curve.ok()) {
       spdlog::error("--curve-key: {}", curve.message());
-      return kExitBadOption;
+      return cli::kExitBadOption;
     }
     link_options.curve_server_key = *cloud_key;
     link_options.curve_public_key = pair->public_key;
@@ -148,12 +148,12 @@ int main(int argc, char** argv) {
   auto link = transport::ZmqLink::Create(link_options, clock);
   if (!link.ok()) {
     spdlog::error("--cloud: {}", link.status().message());
-    return kExitBadOption;
+    return cli::kExitBadOption;
   }
   auto source = edge::OpenSource(source_options);
   if (!source.ok()) {
     spdlog::error("--source: {}", source.status().message());
-    return kExitBadSource;
+    return cli::kExitBadInput;
   }
   std::int64_t expected = (*source)->Remaining();
   if (stream_options.max_frames >= 0 && (expected < 0 || expected > stream_options.max_frames))
@@ -166,13 +166,13 @@ int main(int argc, char** argv) {
       manifest->classes);
   if (!log.ok()) {
     spdlog::error("{}", log.status().message());
-    return kExitBadOption;
+    return cli::kExitBadOption;
   }
   edge::EdgeRuntime runtime(edge_options, **model, **policy, **link, clock,
                             [&](const Answer& a) { (*log)->Record(a); });
   if (Status valid = runtime.Validate(); !valid.ok()) {
     spdlog::error("{}", valid.message());
-    return kExitBadOption;
+    return cli::kExitBadOption;
   }
   spdlog::info("model {} ({}), policy {}, budget {}, rate {}, cloud {}", manifest->name, model_dir,
                policy_name, *budget > 0 ? budget_text + " bit/s" : "unlimited",
@@ -189,7 +189,7 @@ int main(int argc, char** argv) {
         });
     if (!server.ok()) {
       spdlog::error("--control: {}", server.status().message());
-      return kExitBadOption;
+      return cli::kExitBadOption;
     }
     control = std::move(*server);
     spdlog::info("control endpoint {}", control->endpoint());
@@ -199,7 +199,7 @@ int main(int argc, char** argv) {
   });
   if (!run.ok()) {
     spdlog::error("run failed: {}", run.status().message());
-    return kExitRunFailed;
+    return cli::kExitFailed;
   }
   const auto& c = runtime.counters();
   nlohmann::json extra{{"policy", policy_name},
@@ -227,13 +227,13 @@ int main(int argc, char** argv) {
   auto summary = (*log)->Summary(run->frames_in, seconds, extra);
   if (Status finished = (*log)->Finish(summary); !finished.ok()) {
     spdlog::error("{}", finished.message());
-    return kExitRunFailed;
+    return cli::kExitFailed;
   }
   std::cout << edge::AnswerLog::SummaryTable(summary) << std::flush;
   if ((*log)->answered() != run->frames_in || (*log)->duplicates() != 0) {
     spdlog::error("answer accounting broken: {} frames in, {} answers, {} duplicates",
                   run->frames_in, (*log)->answered(), (*log)->duplicates());
-    return kExitRunFailed;
+    return cli::kExitFailed;
   }
   return 0;
 }

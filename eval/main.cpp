@@ -9,25 +9,14 @@
 #include <fstream>
 #include <iostream>
 
+#include "cli/cli.h"
+#include "core/files.h"
 #include "eval/rate_accuracy.h"
 
 namespace {
 
-constexpr int kExitBadOption = 2;
-constexpr int kExitFailed = 5;
-
-bool WriteAtomically(const std::string& path, const std::string& text) {
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::trunc);
-    if (!out) return false;
-    out << text;
-    if (!out.good()) return false;
-  }
-  std::error_code ec;
-  std::filesystem::rename(tmp, path, ec);
-  return !ec;
-}
+using deepcut::cli::kExitBadOption;
+using deepcut::cli::kExitFailed;
 
 }  // namespace
 
@@ -44,20 +33,20 @@ int main(int argc, char** argv) {
   ra->add_option("--model", options.model_dir, "model package")->capture_default_str();
   ra->add_option("--baseline", options.baseline_dir,
                  "baseline package (same family, full-precision input, no bottleneck)");
-  ra->add_option("--frames", options.frames, "test images (-1: all)")->capture_default_str();
+  ra->add_option("--frames", options.frames, "test images (-1: all)")
+      ->capture_default_str()
+      ->check(cli::AtLeast(-1));
   ra->add_option("--batch", options.batch, "images per inference batch")
       ->capture_default_str()
-      ->check(CLI::Range(1, 10000));
+      ->check(cli::Between(1, 10000));
   ra->add_option("--fashion-mnist-dir", options.fashion_mnist_dir)->capture_default_str();
-  ra->add_option("--out", out_path, "JSON report")->required();
-  ra->add_option("--markdown", markdown_path, "markdown table");
-  ra->add_option("--plot", plot_path, "PNG plot of accuracy vs bytes per frame");
+  ra->add_option("--out", out_path, "JSON report")->required()->check(cli::OutputFile());
+  ra->add_option("--markdown", markdown_path, "markdown table")->check(cli::OutputFile());
+  ra->add_option("--plot", plot_path, "PNG plot of accuracy vs bytes per frame")
+      ->check(cli::OutputFile());
   ra->add_option("--plot-script", plot_script, "the plotting script")->capture_default_str();
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
-    return app.exit(e) == 0 ? 0 : kExitBadOption;
-  }
+  app.footer("Exit codes: 0 ok, 2 bad option (a package it names included), 5 the run failed.");
+  if (int code = cli::Parse(app, argc, argv); code >= 0) return code;
   const bool tty = ::isatty(STDERR_FILENO);
   auto report = eval::RunRateAccuracy(options, [&](int done, int total) {
     if (tty)
@@ -75,12 +64,10 @@ int main(int argc, char** argv) {
   }
   const std::string table = eval::MarkdownTable(*report);
   std::cout << table;
-  if (!WriteAtomically(out_path, report->dump(2) + "\n")) {
-    std::cerr << "cannot write " << out_path << "\n";
-    return kExitFailed;
-  }
-  if (!markdown_path.empty() && !WriteAtomically(markdown_path, table)) {
-    std::cerr << "cannot write " << markdown_path << "\n";
+  Status written = WriteFileAtomically(out_path, report->dump(2) + "\n");
+  if (written.ok() && !markdown_path.empty()) written = WriteFileAtomically(markdown_path, table);
+  if (!written.ok()) {
+    std::cerr << "rate-accuracy: " << written.message() << "\n";
     return kExitFailed;
   }
   if (!plot_path.empty()) {

@@ -22,6 +22,9 @@
 //   FuzzManifest    splitnet::ParseManifest, in a directory holding head.onnx,
 //                   exit.onnx and tail.onnx; an accepted manifest is consistent
 //                   (rates, default rate, calibration, fingerprint).
+//   FuzzCloud       the cloud's whole receive path over a real socket: message
+//                   frames, sizes, every field and coding, through admission,
+//                   the workers' decoding and the tail (fuzz_cloud_body.cpp).
 //
 // Thread-safety: FuzzFrameTrace and FuzzManifest use one scratch file or folder
 // per process; call them from one thread.
@@ -41,11 +44,14 @@ Status RunProtocol(const std::uint8_t* data, std::size_t size);
 Status RunMahimahi(const std::uint8_t* data, std::size_t size);
 Status RunFrameTrace(const std::uint8_t* data, std::size_t size);
 Status RunManifest(const std::uint8_t* data, std::size_t size);
+// Ok when the cloud answered the message with status ok.
+Status RunCloud(const std::uint8_t* data, std::size_t size);
 
 // LLVMFuzzerTestOneInput bodies: Run*, verdict ignored; always 0.
 int FuzzProtocol(const std::uint8_t* data, std::size_t size);
 int FuzzMahimahi(const std::uint8_t* data, std::size_t size);
 int FuzzFrameTrace(const std::uint8_t* data, std::size_t size);
 int FuzzManifest(const std::uint8_t* data, std::size_t size);
+int FuzzCloud(const std::uint8_t* data, std::size_t size);
 
 }  // namespace deepcut::fuzz

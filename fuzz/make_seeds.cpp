@@ -1,9 +1,10 @@
 // Writes the seed inputs made with the project's own encoders into a corpus
-// folder: valid protocol messages (fuzz/corpus/protocol/) and tiny frame traces
-// (fuzz/corpus/frame_trace/). The mahimahi and manifest seeds are text, written
+// folder: valid protocol messages (fuzz/corpus/protocol/), tiny frame traces
+// (fuzz/corpus/frame_trace/), and valid requests for the committed package
+// (fuzz/corpus/cloud/). The mahimahi and manifest seeds are text, written
 // by hand.
 //
-//   build-fuzz/fuzz/fuzz_make_seeds fuzz/corpus
+//   build-fuzz/fuzz/fuzz_make_seeds fuzz/corpus models/fmnist
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -11,6 +12,8 @@
 #include <string>
 #include <vector>
 
+#include "splitnet/feature_codec.h"
+#include "splitnet/manifest.h"
 #include "trace/frame_trace.h"
 #include "transport/protocol.h"
 
@@ -41,6 +44,40 @@ Status WriteProtocolSeeds(const std::filesystem::path& dir) {
   WriteBytes(dir / "reply-error", transport::EncodeReply(reply));
   reply = {.seq = 9, .status = transport::ReplyStatus::kBusy, .message = "queue full"};
   WriteBytes(dir / "reply-busy", transport::EncodeReply(reply));
+  return Status::Ok();
+}
+
+// fuzz_cloud inputs (fuzz/fuzz_cloud_body.cpp): byte 0 = 0 (one frame, sizes as
+// given), then a valid request for the package at every rate, in the coding the
+// encoder picks and in raw bits, for a smooth and a noisy feature map.
+Status WriteCloudSeeds(const std::filesystem::path& dir, const std::filesystem::path& model) {
+  ASSIGN_OR_RETURN(auto m, splitnet::LoadManifest(model));
+  splitnet::FeatureCodec codec;
+  std::vector<float> smooth(m.bottleneck.Elements()), noisy(m.bottleneck.Elements());
+  std::uint32_t state = 12345;
+  for (size_t i = 0; i < smooth.size(); ++i) {
+    smooth[i] = m.bottleneck.min + (m.bottleneck.max - m.bottleneck.min) * (i % 7) / 6.0f;
+    state = state * 1664525u + 1013904223u;
+    noisy[i] =
+        m.bottleneck.min + (m.bottleneck.max - m.bottleneck.min) * (state >> 8) / 16777216.0f;
+  }
+  for (size_t r = 0; r < m.rates.size(); ++r)
+    for (const auto* features : {&smooth, &noisy})
+      for (bool raw : {false, true}) {
+        codec.set_allowed(!raw, !raw);
+        ASSIGN_OR_RETURN(auto encoded, codec.Encode(*features, m.bottleneck, m.rates[r]));
+        transport::Request request{.seq = static_cast<std::uint16_t>(100 + r),
+                                   .model = transport::ModelTag(m.fingerprint),
+                                   .rate_index = static_cast<int>(r),
+                                   .deadline_ms = 60000,
+                                   .coding = static_cast<int>(encoded.coding),
+                                   .payload = encoded.payload};
+        auto bytes = transport::EncodeRequest(request);
+        bytes.insert(bytes.begin(), 0x00);
+        WriteBytes(dir / ("request-" + m.rates[r].name +
+                          (features == &smooth ? "-smooth" : "-noisy") + (raw ? "-raw" : "")),
+                   bytes);
+      }
   return Status::Ok();
 }
 
@@ -88,15 +125,17 @@ Status WriteFrameTraceSeeds(const std::filesystem::path& dir) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc != 2) {
-    std::fprintf(stderr, "usage: %s CORPUS_DIR (e.g. fuzz/corpus)\n", argv[0]);
+  if (argc != 3) {
+    std::fprintf(stderr, "usage: %s CORPUS_DIR MODEL_DIR (e.g. fuzz/corpus models/fmnist)\n",
+                 argv[0]);
     return 2;
   }
   const std::filesystem::path root = argv[1];
-  std::filesystem::create_directories(root / "protocol");
-  std::filesystem::create_directories(root / "frame_trace");
+  for (const char* target : {"protocol", "frame_trace", "cloud"})
+    std::filesystem::create_directories(root / target);
   for (const Status& s :
-       {WriteProtocolSeeds(root / "protocol"), WriteFrameTraceSeeds(root / "frame_trace")}) {
+       {WriteProtocolSeeds(root / "protocol"), WriteFrameTraceSeeds(root / "frame_trace"),
+        WriteCloudSeeds(root / "cloud", argv[2])}) {
     if (!s.ok()) {
       std::fprintf(stderr, "fuzz_make_seeds: %s\n", s.ToString().c_str());
       return 1;

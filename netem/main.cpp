@@ -6,16 +6,14 @@
 
 #include <spdlog/spdlog.h>
 
-#include "core/ready_file.h"
+#include "cli/cli.h"
+#include "core/files.h"
 #include "netem/link_emulator.h"
 
 namespace {
 
 std::atomic<bool> g_stop{false};
 void OnSignal(int) { g_stop = true; }
-
-constexpr int kExitBadOption = 2;
-constexpr int kExitBadTrace = 3;
 
 }  // namespace
 
@@ -36,18 +34,18 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--delay-ms", options.uplink.delay_ms, "one-way delay, each direction")
       ->capture_default_str()
-      ->check(CLI::Range(0.0, 600'000.0));
+      ->check(cli::Between(0.0, 600'000.0));
   app.add_option("--queue-bytes", options.uplink.queue_bytes,
                  "drop-tail queue limit, each direction")
       ->capture_default_str()
-      ->check(CLI::Range(std::int64_t{1500}, std::int64_t{1} << 40));
+      ->check(cli::Between(std::int64_t{1500}, std::int64_t{1} << 40));
   app.add_option("--max-edges", options.max_edges, "distinct edges served")
       ->capture_default_str()
-      ->check(CLI::Range(1, 65536));
+      ->check(cli::Between(1, 65536));
   app.add_option("--idle-close-s", options.idle_close_s,
                  "close the cloud connection of an edge quiet for this long")
       ->capture_default_str()
-      ->check(CLI::PositiveNumber);
+      ->check(cli::Positive());
   std::string start = "first-message";
   app.add_option("--trace-start", start,
                  "when the trace's time zero is: the first message from an edge, or launch")
@@ -55,32 +53,31 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"first-message", "launch"}));
   app.add_option("--stats-interval-s", options.stats_interval_s, "period of the stats log line")
       ->capture_default_str()
-      ->check(CLI::NonNegativeNumber);
+      ->check(cli::NonNegative());
   app.add_option("--ready-file", ready_file,
-                 "write the bound endpoint here once listening (for scripts)");
-  app.add_option("--log-level", log_level, "trace|debug|info|warn|error")->capture_default_str();
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
-    return app.exit(e) == 0 ? 0 : kExitBadOption;
-  }
+                 "write the bound endpoint here once listening (for scripts)")
+      ->check(cli::OutputFile());
+  cli::AddLogLevel(app, log_level);
+  app.footer(
+      "Exit codes: 0 ok, 2 bad option, 4 bad network trace, 5 the ready file could not be "
+      "written.");
+  if (int code = cli::Parse(app, argc, argv); code >= 0) return code;
   options.start_at_first_message = start == "first-message";
   options.downlink.delay_ms = options.uplink.delay_ms;
   options.downlink.queue_bytes = options.uplink.queue_bytes;
-  spdlog::set_level(spdlog::level::from_str(log_level));
-  spdlog::set_pattern("[%H:%M:%S.%e] [link] [%l] %v");
+  cli::SetUpLogging("link", log_level);
   std::signal(SIGINT, OnSignal);
   std::signal(SIGTERM, OnSignal);
 
   auto uplink = replay::OpenLink(uplink_spec);
   if (!uplink.ok()) {
     spdlog::error("--uplink: {}", uplink.status().message());
-    return kExitBadTrace;
+    return cli::kExitBadInput;
   }
   auto downlink = replay::OpenLink(downlink_spec);
   if (!downlink.ok()) {
     spdlog::error("--downlink: {}", downlink.status().message());
-    return kExitBadTrace;
+    return cli::kExitBadInput;
   }
   RealClock clock;
   const std::string up_name = uplink->name, down_name = downlink->name;
@@ -88,14 +85,17 @@ int main(int argc, char** argv) {
   auto link = netem::LinkEmulator::Create(options, std::move(*uplink), std::move(*downlink), clock);
   if (!link.ok()) {
     spdlog::error("{}", link.status().message());
-    return kExitBadOption;
+    return cli::kExitBadOption;
   }
   spdlog::info("{} -> {}: uplink {} (mean {:.0f} bit/s), downlink {}, delay {} ms, queue {} B",
                (*link)->endpoint(), options.connect, up_name, up_bps, down_name,
                options.uplink.delay_ms, options.uplink.queue_bytes);
   if (!ready_file.empty())
-    if (Status written = WriteReadyFile(ready_file, (*link)->endpoint() + "\n"); !written.ok())
-      spdlog::error("{}", written.message());
+    if (Status written = WriteFileAtomically(ready_file, (*link)->endpoint() + "\n");
+        !written.ok()) {
+      spdlog::error("--ready-file: {}", written.message());
+      return cli::kExitFailed;
+    }
   (*link)->Run(g_stop);
   return 0;
 }

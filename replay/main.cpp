@@ -12,6 +12,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "cli/cli.h"
 #include "replay/report.h"
 
 int main(int argc, char** argv) {
@@ -38,48 +39,49 @@ int main(int argc, char** argv) {
                  "'all' (every policy and the oracle, side by side) or a comma-separated list");
   app.add_option("--deadline-ms", o.replay.deadline_ms, "capture-to-answer deadline")
       ->capture_default_str()
-      ->check(CLI::PositiveNumber);
+      ->check(cli::Positive());
   app.add_option("--delay-ms", o.replay.link.uplink.delay_ms, "one-way delay of the uplink")
       ->capture_default_str()
-      ->check(CLI::NonNegativeNumber);
+      ->check(cli::NonNegative());
   app.add_option("--downlink-delay-ms", o.replay.link.downlink.delay_ms,
                  "one-way delay of the downlink")
       ->capture_default_str()
-      ->check(CLI::NonNegativeNumber);
+      ->check(cli::NonNegative());
   app.add_option("--queue-bytes", o.replay.link.uplink.queue_bytes, "uplink drop-tail queue")
       ->capture_default_str()
-      ->check(CLI::Range(std::int64_t{1500}, std::int64_t{1} << 40));
+      ->check(cli::Between(std::int64_t{1500}, std::int64_t{1} << 40));
   app.add_option("--cloud-ms", o.replay.link.cloud_ms, "cloud service time per request")
       ->capture_default_str()
-      ->check(CLI::NonNegativeNumber);
+      ->check(cli::NonNegative());
   app.add_option("--max-in-flight", o.replay.max_in_flight, "offloads awaiting a reply")
       ->capture_default_str()
-      ->check(CLI::Range(1, 1024));
+      ->check(cli::Between(1, 1024));
   app.add_option("--rate", o.replay.rate, "default codec rate (default: the model's)");
   app.add_option("--seed", o.replay.seed, "seed of the random policy")->capture_default_str();
   app.add_option("--frames-max", o.replay.max_frames, "replay only the first N frames (-1: all)")
-      ->capture_default_str();
-  app.add_option("--out", o.json_path, "report JSON");
-  app.add_option("--markdown", o.markdown_path, "report table (markdown)");
-  app.add_option("--plot", o.plot_path, "PNG plot of accuracy vs uplink bit/s");
+      ->capture_default_str()
+      ->check(cli::AtLeast(-1));
+  app.add_option("--out", o.json_path, "report JSON")->check(cli::OutputFile());
+  app.add_option("--markdown", o.markdown_path, "report table (markdown)")
+      ->check(cli::OutputFile());
+  app.add_option("--plot", o.plot_path, "PNG plot of accuracy vs uplink bit/s")
+      ->check(cli::OutputFile());
   app.add_option("--plot-script", o.plot_script,
                  "the plotting script (default: scripts/plot_replay.py)");
-  app.add_option("--log-level", log_level, "trace|debug|info|warn|error")->capture_default_str();
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
-    return app.exit(e) == 0 ? 0 : 2;
-  }
-  spdlog::set_level(spdlog::level::from_str(log_level));
-  spdlog::set_pattern("[%H:%M:%S.%e] [replay] [%l] %v");
+  cli::AddLogLevel(app, log_level);
+  app.footer(
+      "Exit codes: 0 ok, 2 bad option (a model package or trace it names included), 5 the run "
+      "failed.");
+  if (int code = cli::Parse(app, argc, argv); code >= 0) return code;
+  cli::SetUpLogging("replay", log_level);
   if (link_file.empty() && link_rate.empty()) {
     std::cerr << "error: give the uplink with --link FILE or --link-rate RATE\n";
-    return 2;
+    return cli::kExitBadOption;
   }
   o.replay.uplink = link_file.empty() ? link_rate : link_file;
   if (!link_file.empty() && !std::filesystem::is_regular_file(link_file)) {
     std::cerr << "error: --link: " << link_file << " is not a file\n";
-    return 2;
+    return cli::kExitBadOption;
   }
   o.budget_text = budget_text;
   o.replay.progress = ::isatty(STDERR_FILENO);
@@ -89,8 +91,8 @@ int main(int argc, char** argv) {
     std::cerr << "error: " << report.status().message() << "\n";
     return report.status().code() == StatusCode::kInvalidArgument ||
                    report.status().code() == StatusCode::kNotFound
-               ? 2
-               : 5;
+               ? cli::kExitBadOption
+               : cli::kExitFailed;
   }
   std::cout << *report << std::flush;
   return 0;

@@ -9,6 +9,7 @@
 #include <iostream>
 #include <sstream>
 
+#include "core/files.h"
 #include "edge/edge_runtime.h"
 #include "scheduler/policy.h"
 
@@ -19,26 +20,6 @@ const std::vector<std::string>& Known() {
   static const std::vector<std::string> names = {"edge-only",  "always",    "periodic", "random",
                                                  "confidence", "framediff", "deepcut",  "oracle"};
   return names;
-}
-
-Status WriteWhole(const std::string& path, const std::string& text) {
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    if (!out) return InvalidArgument("cannot write " + path);
-    out << text;
-    if (!out.flush()) {
-      std::filesystem::remove(tmp);
-      return InvalidArgument("cannot write " + path);
-    }
-  }
-  std::error_code ec;
-  std::filesystem::rename(tmp, path, ec);
-  if (ec) {
-    std::filesystem::remove(tmp);
-    return InvalidArgument("cannot write " + path + ": " + ec.message());
-  }
-  return Status::Ok();
 }
 
 std::string Fixed(double v, int digits) {
@@ -253,8 +234,9 @@ Result<std::string> RunReport(const ReportOptions& o) {
        << " | " << (m.hindsight ? std::string("-") : Fixed(r.realtime_factor, 0)) << " |\n";
   }
 
-  if (!o.json_path.empty()) RETURN_IF_ERROR(WriteWhole(o.json_path, report.dump(2) + "\n"));
-  if (!o.markdown_path.empty()) RETURN_IF_ERROR(WriteWhole(o.markdown_path, md.str()));
+  if (!o.json_path.empty())
+    RETURN_IF_ERROR(WriteFileAtomically(o.json_path, report.dump(2) + "\n"));
+  if (!o.markdown_path.empty()) RETURN_IF_ERROR(WriteFileAtomically(o.markdown_path, md.str()));
   if (!o.plot_path.empty()) {
     const std::string script = o.plot_script.empty()
                                    ? std::string(DEEPCUT_SOURCE_DIR) + "/scripts/plot_replay.py"

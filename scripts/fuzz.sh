@@ -7,7 +7,7 @@
 # Environment:
 #   FUZZ_OUT      report folder: fuzz-report.json, one log per target, crashing inputs
 #                 (default: $BUILD_DIR/report)
-#   FUZZ_TARGETS  space-separated subset of: protocol mahimahi frame_trace manifest
+#   FUZZ_TARGETS  space-separated subset of: protocol mahimahi frame_trace manifest cloud
 #   BUILD_DIR     build folder (default: build-fuzz)
 #
 # The seed corpus in fuzz/corpus/<target>/ is only read: what a run adds goes to a
@@ -23,7 +23,7 @@ if [[ ! "$seconds" =~ ^[1-9][0-9]*$ ]]; then
 fi
 build="${BUILD_DIR:-build-fuzz}"
 out="${FUZZ_OUT:-$build/report}"
-read -r -a targets <<<"${FUZZ_TARGETS:-protocol mahimahi frame_trace manifest}"
+read -r -a targets <<<"${FUZZ_TARGETS:-protocol mahimahi frame_trace manifest cloud}"
 for t in "${targets[@]}"; do
   if [[ ! -d "fuzz/corpus/$t" ]]; then
     echo "fuzz: unknown target '$t' (no fuzz/corpus/$t)" >&2

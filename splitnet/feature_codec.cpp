@@ -1,5 +1,6 @@
 #include "splitnet/feature_codec.h"
 
+#include <zlib.h>
 #include <zstd.h>
 
 #include "splitnet/range_coder.h"
@@ -47,6 +48,20 @@ float FeatureCodec::DequantizeValue(std::uint32_t q, float min, float max, int b
 size_t FeatureCodec::PackedBytes(const BottleneckSpec& bottleneck, const Rate& rate) {
   size_t count = static_cast<size_t>(rate.channels) * bottleneck.ChannelElements();
   return (count * static_cast<size_t>(rate.bits) + 7) / 8;
+}
+
+size_t FeatureCodec::MaxPayloadBytes(const BottleneckSpec& bottleneck, const Rate& rate,
+                                     Coding coding) {
+  const size_t packed = PackedBytes(bottleneck, rate);
+  switch (coding) {
+    case Coding::kRaw:
+      return packed;
+    case Coding::kZstd:
+      return packed + 64;  // a zstd frame's header and block headers, with room
+    case Coding::kContext:
+      return packed + 17;  // a range coder exceeds the raw bits by a few bytes; the check byte
+  }
+  return 0;
 }
 
 std::vector<std::uint8_t> PackBits(std::span<const std::uint32_t> codes, int bits) {
@@ -119,6 +134,15 @@ void ContextDecode(std::span<const std::uint8_t> payload, const BottleneckSpec& 
   }
 }
 
+// The last byte of a context-coded payload: the low byte of the CRC-32 (zlib's)
+// of the range-coded bytes before it. A range coder leaves no redundancy (almost
+// any byte string decodes to some symbols and is their coding), so without it a
+// truncated or corrupted payload would be answered with an arbitrary class.
+std::uint8_t CheckByte(std::span<const std::uint8_t> coded) {
+  return static_cast<std::uint8_t>(
+      crc32(crc32(0L, Z_NULL, 0), coded.data(), static_cast<uInt>(coded.size())) & 0xFF);
+}
+
 bool HasContextModel(const BottleneckSpec& b, const Rate& rate) {
   return !rate.context_frequencies.empty() &&
          rate.context_frequencies.size() ==
@@ -128,8 +152,9 @@ bool HasContextModel(const BottleneckSpec& b, const Rate& rate) {
 
 }  // namespace
 
-Result<EncodedFeatures> FeatureCodec::Encode(std::span<const float> features,
-                                             const BottleneckSpec& bottleneck, const Rate& rate) {
+Result<std::vector<std::uint32_t>> FeatureCodec::Quantize(std::span<const float> features,
+                                                          const BottleneckSpec& bottleneck,
+                                                          const Rate& rate) {
   if (features.size() != static_cast<size_t>(bottleneck.Elements()))
     return InvalidArgument("features hold " + std::to_string(features.size()) +
                            " values, the bottleneck has " + std::to_string(bottleneck.Elements()));
@@ -139,29 +164,52 @@ Result<EncodedFeatures> FeatureCodec::Encode(std::span<const float> features,
   std::vector<std::uint32_t> codes(count);
   for (size_t i = 0; i < count; ++i)
     codes[i] = QuantizeValue(features[i], bottleneck.min, bottleneck.max, rate.bits);
-  std::vector<std::uint8_t> packed = PackBits(codes, rate.bits);
+  return codes;
+}
 
+Result<std::vector<std::uint8_t>> FeatureCodec::CodeSymbols(Coding coding,
+                                                            std::span<const std::uint32_t> codes,
+                                                            const BottleneckSpec& bottleneck,
+                                                            const Rate& rate) {
+  std::vector<std::uint8_t> packed = PackBits(codes, rate.bits);
+  if (coding == Coding::kRaw) return packed;
+  if (coding == Coding::kZstd) {
+    std::vector<std::uint8_t> z(ZSTD_compressBound(packed.size()));
+    size_t n = ZSTD_compress2(zstd_->cctx, z.data(), z.size(), packed.data(), packed.size());
+    if (ZSTD_isError(n)) return Internal(std::string("zstd compress: ") + ZSTD_getErrorName(n));
+    z.resize(n);
+    return z;
+  }
+  if (!HasContextModel(bottleneck, rate))
+    return InvalidArgument("rate " + rate.name + " has no context model");
+  const std::vector<std::uint32_t> symbols(codes.begin(), codes.end());
+  auto coded = ContextEncode(symbols, bottleneck, rate);
+  coded.push_back(CheckByte(coded));
+  return coded;
+}
+
+Result<std::vector<std::uint8_t>> FeatureCodec::EncodeIn(Coding coding,
+                                                         std::span<const float> features,
+                                                         const BottleneckSpec& bottleneck,
+                                                         const Rate& rate) {
+  ASSIGN_OR_RETURN(auto codes, Quantize(features, bottleneck, rate));
+  return CodeSymbols(coding, codes, bottleneck, rate);
+}
+
+Result<EncodedFeatures> FeatureCodec::Encode(std::span<const float> features,
+                                             const BottleneckSpec& bottleneck, const Rate& rate) {
+  ASSIGN_OR_RETURN(auto codes, Quantize(features, bottleneck, rate));
   EncodedFeatures out;
   out.coding = Coding::kRaw;
-  out.payload = std::move(packed);
+  ASSIGN_OR_RETURN(out.payload, CodeSymbols(Coding::kRaw, codes, bottleneck, rate));
   // zstd never beats a fitted context model on a few hundred bytes and costs
   // most of the encode time, so it is only tried for rates without one.
   const bool context = allow_context_ && HasContextModel(bottleneck, rate);
-  if (allow_zstd_ && !context) {
-    std::vector<std::uint8_t> z(ZSTD_compressBound(out.payload.size()));
-    size_t n =
-        ZSTD_compress2(zstd_->cctx, z.data(), z.size(), out.payload.data(), out.payload.size());
-    if (ZSTD_isError(n)) return Internal(std::string("zstd compress: ") + ZSTD_getErrorName(n));
-    if (n < out.payload.size()) {
-      z.resize(n);
-      out.coding = Coding::kZstd;
-      out.payload = std::move(z);
-    }
-  }
-  if (context) {
-    auto coded = ContextEncode(codes, bottleneck, rate);
+  for (Coding candidate : {Coding::kZstd, Coding::kContext}) {
+    if (candidate == Coding::kZstd ? !allow_zstd_ || context : !context) continue;
+    ASSIGN_OR_RETURN(auto coded, CodeSymbols(candidate, codes, bottleneck, rate));
     if (coded.size() < out.payload.size()) {
-      out.coding = Coding::kContext;
+      out.coding = candidate;
       out.payload = std::move(coded);
     }
   }
@@ -178,7 +226,15 @@ Result<std::vector<float>> FeatureCodec::Decode(Coding coding,
   const size_t packed_size = PackedBytes(bottleneck, rate);
   std::vector<std::uint8_t> packed;
   std::span<const std::uint8_t> bits_span = payload;
+  if (coding != Coding::kRaw && coding != Coding::kZstd && coding != Coding::kContext)
+    return InvalidArgument("unknown coding " + std::to_string(static_cast<int>(coding)));
+  if (payload.empty() || payload.size() > MaxPayloadBytes(bottleneck, rate, coding))
+    return DataLoss("payload of " + std::to_string(payload.size()) +
+                    " bytes is implausible for rate " + rate.name + " in coding " +
+                    std::to_string(static_cast<int>(coding)));
   if (coding == Coding::kZstd) {
+    if (ZSTD_findFrameCompressedSize(payload.data(), payload.size()) != payload.size())
+      return DataLoss("payload is not exactly one zstd frame");
     unsigned long long size = ZSTD_getFrameContentSize(payload.data(), payload.size());
     if (size == ZSTD_CONTENTSIZE_ERROR || size == ZSTD_CONTENTSIZE_UNKNOWN)
       return DataLoss("payload is not a zstd frame with a known content size");
@@ -194,17 +250,22 @@ Result<std::vector<float>> FeatureCodec::Decode(Coding coding,
   } else if (coding == Coding::kContext) {
     if (!HasContextModel(bottleneck, rate))
       return DataLoss("payload is context-coded but rate " + rate.name + " has no context model");
-    // Range-coded output is never larger than the raw bits plus a few bytes.
-    if (payload.empty() || payload.size() > packed_size + 16)
+    if (payload.size() < 2 || CheckByte(payload.first(payload.size() - 1)) != payload.back())
       return DataLoss("context-coded payload of " + std::to_string(payload.size()) +
-                      " bytes is implausible for rate " + rate.name);
-  } else if (coding != Coding::kRaw) {
-    return InvalidArgument("unknown coding " + std::to_string(static_cast<int>(coding)));
+                      " bytes fails its check byte (truncated or corrupt)");
   }
   std::vector<std::uint32_t> codes;
-  if (coding == Coding::kContext)
-    ContextDecode(payload, bottleneck, rate, codes);
-  else if (!UnpackBits(bits_span, rate.bits, count, codes))
+  if (coding == Coding::kContext) {
+    const auto coded = payload.first(payload.size() - 1);
+    ContextDecode(coded, bottleneck, rate, codes);
+    // Only the encoder's own output for the symbols decoded is a payload: this
+    // refuses bytes after the flush, and a flush that is not the shortest.
+    const auto canonical = ContextEncode(codes, bottleneck, rate);
+    if (!std::equal(canonical.begin(), canonical.end(), coded.begin(), coded.end()))
+      return DataLoss("context-coded payload of " + std::to_string(payload.size()) +
+                      " bytes is not a coding of rate " + rate.name + " (its symbols code to " +
+                      std::to_string(canonical.size() + 1) + " bytes)");
+  } else if (!UnpackBits(bits_span, rate.bits, count, codes))
     return DataLoss("raw payload has " + std::to_string(bits_span.size()) + " bytes, rate " +
                     rate.name + " needs " + std::to_string(packed_size));
   std::vector<float> out(bottleneck.Elements(), bottleneck.fill);

@@ -11,7 +11,12 @@
 //
 // Decode checks sizes before it allocates: a payload whose decompressed size is
 // not exactly the packed size of the rate is refused, so a hostile message
-// cannot make it allocate more than the manifest's bottleneck.
+// cannot make it allocate more than the manifest's bottleneck. It accepts only
+// what an encoder could have written: raw bits of exactly the packed size, one
+// zstd frame and nothing after it, and for the context coding the one byte
+// string that codes the symbols it decodes to (it re-encodes them and
+// compares), so a truncated, over-long or random payload is refused, not
+// answered with an arbitrary class.
 //
 // Thread-safety: one FeatureCodec per thread (it owns zstd contexts).
 #pragma once
@@ -52,6 +57,10 @@ class FeatureCodec {
   // `features` holds bottleneck.Elements() floats in CHW order.
   Result<EncodedFeatures> Encode(std::span<const float> features, const BottleneckSpec& bottleneck,
                                  const Rate& rate);
+  // The features in exactly `coding` (for tests and test vectors; fails for the
+  // context coding if the rate has no context model).
+  Result<std::vector<std::uint8_t>> EncodeIn(Coding coding, std::span<const float> features,
+                                             const BottleneckSpec& bottleneck, const Rate& rate);
   // Returns bottleneck.Elements() floats.
   Result<std::vector<float>> Decode(Coding coding, std::span<const std::uint8_t> payload,
                                     const BottleneckSpec& bottleneck, const Rate& rate);
@@ -61,6 +70,8 @@ class FeatureCodec {
   static float DequantizeValue(std::uint32_t q, float min, float max, int bits);
   // Bytes of the packed bit stream for a rate.
   static size_t PackedBytes(const BottleneckSpec& bottleneck, const Rate& rate);
+  // The largest payload Decode takes in `coding` (docs/protocol.md, "Payload").
+  static size_t MaxPayloadBytes(const BottleneckSpec& bottleneck, const Rate& rate, Coding coding);
   // Which codings Encode may pick (for measuring each alone).
   void set_allowed(bool context, bool zstd) {
     allow_context_ = context;
@@ -68,6 +79,13 @@ class FeatureCodec {
   }
 
  private:
+  // The codes of the first rate.channels channels, CHW order.
+  static Result<std::vector<std::uint32_t>> Quantize(std::span<const float> features,
+                                                     const BottleneckSpec& bottleneck,
+                                                     const Rate& rate);
+  Result<std::vector<std::uint8_t>> CodeSymbols(Coding coding, std::span<const std::uint32_t> codes,
+                                                const BottleneckSpec& bottleneck, const Rate& rate);
+
   FeatureCodecOptions options_;
   bool allow_context_ = true, allow_zstd_ = true;
   struct ZstdContexts;

@@ -167,13 +167,15 @@ Status ParseRates(const json& root, Manifest& m) {
     m.rates.push_back(r);
   }
   if (root.contains("entropy_model")) RETURN_IF_ERROR(ParseEntropyModel(root["entropy_model"], m));
-  m.default_rate_index = 0;
-  if (root.contains("default_rate")) {
-    ASSIGN_OR_RETURN(std::string name, GetString(root, "", "default_rate"));
-    m.default_rate_index = m.RateIndex(name);
-    if (m.default_rate_index < 0)
-      return InvalidArgument("default_rate " + name + " is not one of the rates");
-  }
+  // Required: a package says which rate an edge uses unless told otherwise, so
+  // that no run silently depends on the order of the rates.
+  if (!root.contains("default_rate"))
+    return InvalidArgument(
+        "default_rate is missing (the name of the rate an edge uses by default)");
+  ASSIGN_OR_RETURN(std::string name, GetString(root, "", "default_rate"));
+  m.default_rate_index = m.RateIndex(name);
+  if (m.default_rate_index < 0)
+    return InvalidArgument("default_rate " + name + " is not one of the rates");
   return Status::Ok();
 }
 
@@ -252,14 +254,18 @@ float Manifest::ExitErrorRate(float confidence) const {
   return calibration.empty() ? 1.0f - confidence : calibration.back().error_rate;
 }
 
-std::uint32_t ComputeFingerprint(const Manifest& m) {
+std::string FingerprintText(const Manifest& m) {
   std::ostringstream text;
   text << m.name << '|' << m.bottleneck.channels << 'x' << m.bottleneck.height << 'x'
        << m.bottleneck.width << '|' << m.bottleneck.min << ',' << m.bottleneck.max << ','
        << m.bottleneck.fill << '|' << m.classes.size();
   for (const auto& r : m.rates) text << '|' << r.name << ':' << r.bits << ':' << r.channels;
+  return text.str();
+}
+
+std::uint32_t ComputeFingerprint(const Manifest& m) {
   std::uint32_t hash = 2166136261u;
-  for (unsigned char c : text.str()) hash = (hash ^ c) * 16777619u;
+  for (unsigned char c : FingerprintText(m)) hash = (hash ^ c) * 16777619u;
   // The entropy model too: edge and cloud must code with the same tables.
   for (const auto& r : m.rates)
     for (std::uint16_t f : r.context_frequencies) {

@@ -83,8 +83,13 @@ struct Manifest {
 
 // Reads and validates `dir`/manifest.json and checks that the listed files exist.
 Result<Manifest> LoadManifest(const std::filesystem::path& dir);
-// FNV-1a over the fields that define the wire format of a model's features.
+// FNV-1a (32 bit) over the fields that define the wire format of a model's
+// features: the bytes of FingerprintText, then every rate's context-model
+// frequencies as little-endian uint16 (docs/protocol.md, "Model tag").
 std::uint32_t ComputeFingerprint(const Manifest& manifest);
+// "name|CxHxW|min,max,fill|classes|rate:bits:channels|...", the numbers as C++
+// streams print them (floats like printf's %g).
+std::string FingerprintText(const Manifest& manifest);
 // Same, from JSON text; `dir` resolves the file names.
 Result<Manifest> ParseManifest(const std::string& json_text, const std::filesystem::path& dir);
 

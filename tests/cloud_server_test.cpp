@@ -4,6 +4,10 @@
 
 #include <gtest/gtest.h>
 
+#include <zlib.h>
+#include <msgpack.hpp>
+#include <random>
+#include <set>
 #include <thread>
 #include <zmq.hpp>
 
@@ -60,6 +64,14 @@ class CloudServerTest : public ::testing::Test {
   }
   void SendRaw(const std::vector<std::uint8_t>& bytes) {
     dealer_->send(zmq::buffer(bytes), zmq::send_flags::none);
+  }
+  void expect_reply_error(const std::vector<std::uint8_t>& bytes, std::uint16_t seq,
+                          const std::string& mention) {
+    SendRaw(bytes);
+    auto reply = Receive();
+    EXPECT_EQ(reply.status, transport::ReplyStatus::kError) << mention;
+    EXPECT_EQ(reply.seq, seq) << reply.message;
+    EXPECT_NE(reply.message.find(mention), std::string::npos) << reply.message;
   }
   transport::Reply Receive() {
     zmq::pollitem_t item{static_cast<void*>(*dealer_), 0, ZMQ_POLLIN, 0};
@@ -127,6 +139,7 @@ TEST_F(CloudServerTest, BadMessagesGetErrorRepliesAndServingContinues) {
   expect_error(transport::EncodeRequest(garbage), 6, "payload");
   auto huge = ValidRequest(7);
   huge.payload.assign(100000, 0);
+  huge.coding = 1;
   expect_error(transport::EncodeRequest(huge), 7, "too large");
   // Two frames in one message.
   dealer_->send(zmq::str_buffer("a"), zmq::send_flags::sndmore);
@@ -141,6 +154,122 @@ TEST_F(CloudServerTest, BadMessagesGetErrorRepliesAndServingContinues) {
   EXPECT_EQ(stats.rejected, 9);
   EXPECT_EQ(stats.received, 10);
   EXPECT_EQ(stats.answered, 1);
+}
+
+// Issue 10, A: a message of 8 or more frames wedged the socket thread (it
+// waited for a frame that never came); every count of frames is answered now.
+TEST_F(CloudServerTest, MessagesOfManyFramesGetAnErrorAndServingContinues) {
+  Start({});
+  std::uint16_t seq = 300;
+  for (int frames : {2, 3, 7, 8, 9, 16, 100}) {
+    // The first frame is a valid request: its seq goes back in the error reply.
+    const auto request = transport::EncodeRequest(ValidRequest(seq));
+    for (int f = 0; f < frames; ++f)
+      dealer_->send(zmq::buffer(request),
+                    f + 1 < frames ? zmq::send_flags::sndmore : zmq::send_flags::none);
+    auto reply = Receive();
+    EXPECT_EQ(reply.status, transport::ReplyStatus::kError) << frames << " frames";
+    EXPECT_EQ(reply.seq, seq) << frames << " frames";
+    EXPECT_NE(reply.message.find("had " + std::to_string(frames)), std::string::npos)
+        << reply.message;
+    SendRaw(transport::EncodeRequest(ValidRequest(seq + 1)));
+    auto ok = Receive();
+    EXPECT_EQ(ok.status, transport::ReplyStatus::kOk) << "after " << frames << " frames";
+    EXPECT_EQ(ok.seq, seq + 1);
+    seq += 2;
+  }
+  EXPECT_EQ(server_->stats().rejected, 7);
+  EXPECT_EQ(server_->stats().answered, 7);
+}
+
+// Issue 10, E: a message over the protocol's 1 MiB limit (and under what
+// ZeroMQ reads) is answered with an error naming the limit, with its seq.
+TEST_F(CloudServerTest, OversizedMessagesGetAnErrorWithTheirSeq) {
+  Start({});
+  for (size_t size : {transport::kMaxMessageBytes + 1, 2 * transport::kMaxMessageBytes,
+                      kMaxFrameBytesRead - 64}) {
+    auto big = ValidRequest(41);
+    big.payload.assign(size, 0x55);
+    expect_reply_error(transport::EncodeRequest(big), 41, "exceeds the limit");
+  }
+  SendRaw(transport::EncodeRequest(ValidRequest(42)));
+  EXPECT_EQ(Receive().status, transport::ReplyStatus::kOk);
+}
+
+// Issue 10, F: a request refused for a field after the seq still gets its seq.
+TEST_F(CloudServerTest, ErrorRepliesCarryTheSeqWheneverItWasReadable) {
+  Start({});
+  auto request = ValidRequest(777);
+  auto bytes = transport::EncodeRequest(request);
+  // rate 300 (> 255): re-encode the array by hand with a uint16 rate.
+  msgpack::sbuffer buffer;
+  msgpack::packer<msgpack::sbuffer> pk(buffer);
+  auto pack = [&](std::uint32_t rate, std::uint64_t deadline, std::uint32_t coding,
+                  std::uint64_t seq = 777) {
+    buffer.clear();
+    pk.pack_array(8);
+    pk.pack(transport::kProtocolVersion);
+    pk.pack(transport::kKindRequest);
+    pk.pack(seq);
+    pk.pack(request.model);
+    pk.pack(rate);
+    pk.pack(deadline);
+    pk.pack(coding);
+    pk.pack_bin(static_cast<std::uint32_t>(request.payload.size()));
+    pk.pack_bin_body(reinterpret_cast<const char*>(request.payload.data()),
+                     static_cast<std::uint32_t>(request.payload.size()));
+    return std::vector<std::uint8_t>(buffer.data(), buffer.data() + buffer.size());
+  };
+  expect_reply_error(pack(300, 1000, request.coding), 777, "'rate' is out of range");
+  expect_reply_error(pack(0, 700'000, request.coding), 777, "'deadline_ms' is out of range");
+  expect_reply_error(pack(0, 1000, 9), 777, "'coding' is out of range");
+  // Trailing garbage after a well-formed request: refused, seq kept.
+  bytes.push_back(0xc0);
+  expect_reply_error(bytes, 777, "trailing");
+  // The seq itself out of range: not readable, so 0.
+  expect_reply_error(pack(0, 1000, request.coding, 65536), 0, "'seq' is out of range");
+}
+
+// Issue 10, B: a context-coded payload that is not the encoder's output for
+// what it decodes to (one byte, noise, a truncated or extended payload) is
+// refused instead of answered with an arbitrary class.
+TEST_F(CloudServerTest, ContextCodedPayloadsThatAreNotCodingsAreRefused) {
+  Start({});
+  int context_rates = 0;
+  std::mt19937 random(7);
+  for (size_t i = 0; i < manifest_.rates.size(); ++i) {
+    const auto good = ValidRequest(500, static_cast<int>(i));
+    if (good.coding != static_cast<int>(splitnet::Coding::kContext)) continue;
+    ++context_rates;
+    std::vector<std::vector<std::uint8_t>> bad = {{0x00}, {0x5a}, {0x00, 0x00}};
+    bad.push_back(std::vector<std::uint8_t>(good.payload.begin(), good.payload.end() - 1));
+    bad.push_back(std::vector<std::uint8_t>(good.payload.begin() + 1, good.payload.end()));
+    auto longer = good.payload;
+    longer.push_back(0x01);
+    bad.push_back(longer);
+    for (int n = 0; n < 50; ++n) {
+      std::vector<std::uint8_t> noise(1 + random() % good.payload.size());
+      for (auto& b : noise) b = static_cast<std::uint8_t>(random());
+      bad.push_back(noise);
+    }
+    for (const auto& payload : bad) {
+      auto r = good;
+      r.payload = payload;
+      expect_reply_error(transport::EncodeRequest(r), 500, "context-coded payload");
+    }
+    // Bytes after the range coder's flush, under a correct check byte: the
+    // check passes, the payload is still not the coding of what it decodes to.
+    std::vector<std::uint8_t> extended(good.payload.begin(), good.payload.end() - 1);
+    extended.push_back(0x80);
+    const auto crc = crc32(crc32(0L, Z_NULL, 0), extended.data(), extended.size());
+    extended.push_back(static_cast<std::uint8_t>(crc & 0xFF));
+    auto r = good;
+    r.payload = extended;
+    expect_reply_error(transport::EncodeRequest(r), 500, "not a coding");
+    SendRaw(transport::EncodeRequest(good));
+    EXPECT_EQ(Receive().status, transport::ReplyStatus::kOk) << manifest_.rates[i].name;
+  }
+  EXPECT_GT(context_rates, 0) << "the package has no context-coded rate";
 }
 
 TEST_F(CloudServerTest, DropsRequestsWhoseDeadlinePassedInTheQueue) {

@@ -108,7 +108,8 @@ INSTANTIATE_TEST_SUITE_P(Targets, FuzzRegression,
                          ::testing::Values(Target{"protocol", RunProtocol},
                                            Target{"mahimahi", RunMahimahi},
                                            Target{"frame_trace", RunFrameTrace},
-                                           Target{"manifest", RunManifest}),
+                                           Target{"manifest", RunManifest},
+                                           Target{"cloud", RunCloud}),
                          [](const auto& info) { return info.param.name; });
 
 }  // namespace

@@ -107,6 +107,9 @@ TEST_F(ManifestTest, RefusesEachInconsistency) {
   j["default_rate"] = "nope";
   ExpectRefused(j, "default_rate");
   j = ValidManifest();
+  j.erase("default_rate");  // issue 10: refused, not silently the first rate
+  ExpectRefused(j, "default_rate is missing");
+  j = ValidManifest();
   j["classes"] = {"only-one"};
   ExpectRefused(j, "classes");
   j = ValidManifest();

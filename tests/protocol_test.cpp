@@ -100,7 +100,8 @@ TEST(Protocol, LongReplyMessagesAreCutNotUndecodable) {
 }
 
 TEST(Protocol, RefusesEachMalformedField) {
-  ExpectRefused(WithField(0, 2), "version");
+  ExpectRefused(WithField(0, kProtocolVersion + 1), "version");
+  ExpectRefused(WithField(0, 1), "version");  // version 1 coded payloads differently
   ExpectRefused(WithField(1, 2), "kind");
   ExpectRefused(WithField(2, -1), "seq");
   ExpectRefused(WithField(2, "7"), "seq");

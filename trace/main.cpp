@@ -16,6 +16,7 @@
 #include <iostream>
 #include <opencv2/videoio.hpp>
 
+#include "cli/cli.h"
 #include "core/clock.h"
 #include "edge/frame_source.h"
 #include "trace/fashion_mnist.h"
@@ -30,11 +31,10 @@ using namespace deepcut;
 std::atomic<bool> g_stop{false};
 void OnSignal(int) { g_stop = true; }
 
-// Exit codes, one per kind of failure.
-constexpr int kExitBadOption = 2;
-constexpr int kExitBadInput = 4;  // dataset, source or trace unreadable or malformed
-constexpr int kExitFailed = 5;    // writing the trace failed
-constexpr int kExitInterrupted = 130;
+using cli::kExitBadInput;  // dataset, source or trace unreadable or malformed
+using cli::kExitBadOption;
+using cli::kExitFailed;  // writing the trace failed
+using cli::kExitInterrupted;
 
 struct MakeOptions {
   std::string dataset = "fashion-mnist";
@@ -269,7 +269,7 @@ int main(int argc, char** argv) {
   CLI::App app{"DeepCut frame traces: make scene streams, record sources, inspect trace files"};
   app.require_subcommand(1);
   std::string log_level = "info";
-  app.add_option("--log-level", log_level, "trace|debug|info|warn|error")->capture_default_str();
+  cli::AddLogLevel(app, log_level);
 
   MakeOptions make;
   auto* make_cmd = app.add_subcommand(
@@ -286,25 +286,27 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   make_cmd->add_option("--frames", make.scene.frames, "frames to make")
       ->capture_default_str()
-      ->check(CLI::Range(std::int64_t{1}, std::int64_t{100000000}));
+      ->check(cli::Between(std::int64_t{1}, std::int64_t{100000000}));
   make_cmd->add_option("--fps", make.scene.fps, "frame rate; frame k is captured at k / fps s")
       ->capture_default_str()
-      ->check(CLI::Range(1e-3, 1e6));
+      ->check(cli::Between(1e-3, 1e6));
   make_cmd->add_option("--seed", make.scene.seed, "random seed")->capture_default_str();
   make_cmd
       ->add_option("--mean-dwell-s", make.scene.mean_dwell_s,
                    "mean time an item stays in view (exponential), seconds")
       ->capture_default_str()
-      ->check(CLI::Range(1e-6, 1e6));
+      ->check(cli::Between(1e-6, 1e6));
   make_cmd
       ->add_option("--max-shift-px", make.scene.max_shift_px,
                    "the item wanders within +-this many pixels")
       ->capture_default_str()
-      ->check(CLI::Range(0, 64));
+      ->check(cli::Between(0, 64));
   make_cmd->add_option("--noise-sigma", make.scene.noise_sigma, "pixel noise, grey levels")
       ->capture_default_str()
-      ->check(CLI::Range(0.0, 128.0));
-  make_cmd->add_option("--out", make.out, "trace file to write")->required();
+      ->check(cli::Between(0.0, 128.0));
+  make_cmd->add_option("--out", make.out, "trace file to write")
+      ->required()
+      ->check(cli::OutputFile());
 
   RecordOptions record;
   auto* record_cmd = app.add_subcommand("record", "a trace of any edge source");
@@ -318,29 +320,29 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   record_cmd->add_option("--frames", record.frames, "frames to record (-1: the whole source)")
       ->capture_default_str()
-      ->check(CLI::Range(std::int64_t{-1}, std::int64_t{100000000}));
+      ->check(cli::Between(std::int64_t{-1}, std::int64_t{100000000}));
   auto* record_fps =
       record_cmd
           ->add_option("--fps", record.fps,
                        "file sources: frame k is captured at k / fps s (default: a video's own "
                        "rate; live sources keep their real capture times)")
           ->capture_default_str()
-          ->check(CLI::Range(1e-3, 1e6));
-  record_cmd->add_option("--out", record.out, "trace file to write")->required();
+          ->check(cli::Between(1e-3, 1e6));
+  record_cmd->add_option("--out", record.out, "trace file to write")
+      ->required()
+      ->check(cli::OutputFile());
 
   InspectOptions inspect;
   auto* inspect_cmd = app.add_subcommand("inspect", "check a trace file and print what it holds");
   inspect_cmd->add_option("file", inspect.path, "trace file")->required();
   inspect_cmd->add_flag("--json", inspect.json, "print JSON instead of text");
 
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
-    return app.exit(e) == 0 ? 0 : kExitBadOption;
-  }
+  app.footer(
+      "Exit codes: 0 ok, 2 bad option, 4 bad dataset, source or trace, 5 writing failed, 130 "
+      "interrupted.");
+  if (int code = cli::Parse(app, argc, argv); code >= 0) return code;
   spdlog::set_default_logger(spdlog::stderr_color_st("trace"));
-  spdlog::set_level(spdlog::level::from_str(log_level));
-  spdlog::set_pattern("[%H:%M:%S.%e] [trace] [%l] %v");
+  cli::SetUpLogging("trace", log_level);
   std::signal(SIGINT, OnSignal);
   std::signal(SIGTERM, OnSignal);
 

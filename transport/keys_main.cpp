@@ -8,15 +8,16 @@
 #include <CLI/CLI.hpp>
 #include <iostream>
 
+#include "cli/cli.h"
 #include "transport/curve_keys.h"
 
 namespace {
 
-// Exit codes, one per kind of failure.
-constexpr int kExitBadOption = 2;
-constexpr int kExitExists = 3;
-constexpr int kExitWriteFailed = 4;
-constexpr int kExitNoCurve = 5;
+using deepcut::cli::kExitBadOption;
+// Replacing a key by accident is the user's mistake: an option (--force) is missing.
+constexpr int kExitExists = deepcut::cli::kExitBadOption;
+constexpr int kExitWriteFailed = deepcut::cli::kExitFailed;
+constexpr int kExitNoCurve = deepcut::cli::kExitFailed;
 
 }  // namespace
 
@@ -39,13 +40,9 @@ int main(int argc, char** argv) {
       });
   app.add_flag("--force", force, "replace existing NAME.key / NAME.pub");
   app.footer(
-      "Exit codes: 0 ok, 2 bad option, 3 a file exists (no --force), 4 write failed, "
-      "5 libzmq without CURVE.");
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
-    return app.exit(e) == 0 ? 0 : kExitBadOption;
-  }
+      "Exit codes: 0 ok, 2 bad option (a key file exists and no --force), 5 writing failed or "
+      "libzmq has no CURVE.");
+  if (int code = deepcut::cli::Parse(app, argc, argv); code >= 0) return code;
 
   auto pair = transport::GenerateCurveKeyPair();
   if (!pair.ok()) {

@@ -166,6 +166,39 @@ std::vector<std::uint8_t> EncodeRequest(const Request& r) {
   return std::vector<std::uint8_t>(buffer.data(), buffer.data() + buffer.size());
 }
 
+std::optional<std::uint16_t> PeekRequestSeq(std::span<const std::uint8_t> bytes) {
+  size_t pos = 0;
+  // One msgpack unsigned integer in any of its formats, or nothing.
+  auto uint = [&]() -> std::optional<std::uint64_t> {
+    if (pos >= bytes.size()) return std::nullopt;
+    const std::uint8_t tag = bytes[pos++];
+    if (tag <= 0x7f) return tag;
+    const int width = tag == 0xcc ? 1 : tag == 0xcd ? 2 : tag == 0xce ? 4 : tag == 0xcf ? 8 : 0;
+    if (width == 0 || pos + width > bytes.size()) return std::nullopt;
+    std::uint64_t v = 0;
+    for (int i = 0; i < width; ++i) v = (v << 8) | bytes[pos++];
+    return v;
+  };
+  if (bytes.empty()) return std::nullopt;
+  const std::uint8_t tag = bytes[pos++];
+  std::uint64_t fields = 0;
+  if ((tag & 0xf0) == 0x90) {
+    fields = tag & 0x0f;
+  } else if (tag == 0xdc || tag == 0xdd) {
+    const size_t width = tag == 0xdc ? 2 : 4;
+    if (pos + width > bytes.size()) return std::nullopt;
+    for (size_t i = 0; i < width; ++i) fields = (fields << 8) | bytes[pos++];
+  } else {
+    return std::nullopt;
+  }
+  if (fields < 3) return std::nullopt;
+  // The seq has been the third field in every version, so any version is read.
+  const auto version = uint(), kind = uint(), seq = uint();
+  if (!version || kind != std::uint64_t{kKindRequest} || !seq || *seq > UINT16_MAX)
+    return std::nullopt;
+  return static_cast<std::uint16_t>(*seq);
+}
+
 Result<Request> DecodeRequest(std::span<const std::uint8_t> bytes) {
   msgpack::object_handle handle;
   RETURN_IF_ERROR(ParseEnvelope(bytes, kRequestFields, kKindRequest, "request", handle));

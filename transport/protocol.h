@@ -1,4 +1,4 @@
-// DeepCut wire protocol, version 1 (docs/protocol.md): one msgpack array per
+// DeepCut wire protocol, version 2 (docs/protocol.md): one msgpack array per
 // ZeroMQ frame, the version first, positional fields so headers stay small
 // (about 20 bytes: every header byte is paid for on every offload).
 //
@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -15,7 +16,8 @@
 
 namespace deepcut::transport {
 
-inline constexpr int kProtocolVersion = 1;
+// 2: a context-coded payload (coding 2) ends with a check byte.
+inline constexpr int kProtocolVersion = 2;
 inline constexpr int kKindRequest = 1;
 inline constexpr int kKindReply = 2;
 // Larger messages are refused before they are parsed.
@@ -62,6 +64,11 @@ inline std::uint16_t ModelTag(std::uint32_t fingerprint) {
 }
 
 std::vector<std::uint8_t> EncodeRequest(const Request& request);
+// The seq of a request read from its first bytes alone (array header, version,
+// kind, seq), so that the error reply to a message refused for anything after
+// the seq (a bad field, a bad payload, too many bytes) still carries it. Empty
+// when those first fields are not a request's.
+std::optional<std::uint16_t> PeekRequestSeq(std::span<const std::uint8_t> bytes);
 Result<Request> DecodeRequest(std::span<const std::uint8_t> bytes);
 std::vector<std::uint8_t> EncodeReply(const Reply& reply);
 Result<Reply> DecodeReply(std::span<const std::uint8_t> bytes);

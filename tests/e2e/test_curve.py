@@ -49,7 +49,7 @@ def make_keys(env, keys):
     # No overwriting without --force; nothing half-written either.
     before = open(os.path.join(keys, "cloud.key")).read()
     code, text = run([env.keys_bin, "--out-dir", keys, "--name", "cloud"])
-    expect(code == 3 and "exists" in text and "--force" in text, "overwrote: %d %s" % (code, text))
+    expect(code == 2 and "exists" in text and "--force" in text, "overwrote: %d %s" % (code, text))
     expect(open(os.path.join(keys, "cloud.key")).read() == before, "cloud.key changed")
     spare = os.path.join(keys, "spare.key")
     code, text = run([env.keys_bin, "--out-dir", keys, "--name", "spare"])

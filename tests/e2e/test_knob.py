@@ -42,7 +42,7 @@ def test(env):
     ctl = os.path.join(env.args.bin_dir, "edge", "deepcut-ctl")
     res = subprocess.run([ctl, "--control", "ipc://" + os.path.join(env.tmp, "nobody.ctl"),
                           "--timeout-ms", "300", "status"], capture_output=True, text=True)
-    expect(res.returncode == 3 and "no answer" in res.stderr, "no edge: %s" % res.stderr)
+    expect(res.returncode == 5 and "no answer" in res.stderr, "no edge: %s" % res.stderr)
 
 
 if __name__ == "__main__":

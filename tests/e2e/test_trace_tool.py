@@ -106,9 +106,9 @@ def test(env):
         code, out, err = run([tool, *args])
         expect(code == 4, "%s: exit %d" % (args, code))
         expect(mention in err, "%s: message does not mention %s: %s" % (args, mention, err))
-    # An output that cannot be written.
+    # An output that cannot be written: refused as an option, before any work.
     code, _, err = run([tool, "make", "--frames", "5", "--out", "/no/such/dir/x.dcft"])
-    expect(code == 5 and "/no/such/dir/x.dcft" in err, "unwritable output: %d %s" % (code, err))
+    expect(code == 2 and "/no/such/dir/x.dcft" in err, "unwritable output: %d %s" % (code, err))
     expect(not leftovers(env.tmp, "bad.dcft"), "a failed run left %s" % leftovers(env.tmp,
                                                                                   "bad.dcft"))
 
