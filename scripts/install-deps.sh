@@ -15,7 +15,8 @@ run_packages=(
   dataset-fashion-mnist python3 python3-matplotlib
 )
 # Tests also train a tiny model (python3-torch) and read the sample videos.
-test_packages=(python3-torch python3-numpy python3-onnx python3-opencv python3-matplotlib opencv-doc clang-format)
+test_packages=(python3-torch python3-numpy python3-onnx python3-opencv python3-matplotlib opencv-doc clang-format
+  python3-zmq python3-msgpack python3-zstandard)
 # The fuzz targets are built with clang's -fsanitize=fuzzer,address,undefined.
 fuzz_packages=(clang libclang-rt-14-dev)
 
