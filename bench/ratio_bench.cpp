@@ -116,21 +116,21 @@ class CloudProcess {
 };
 
 // Frames kept in memory, so reading them costs the same in every round.
-class MemorySource final : public edge::FrameSource {
+class MemorySource final : public trace::FrameSource {
  public:
-  explicit MemorySource(const std::vector<edge::SourceFrame>* frames) : frames_(frames) {}
-  Result<std::optional<edge::SourceFrame>> Next() override {
-    if (next_ >= frames_->size()) return std::optional<edge::SourceFrame>();
-    return std::optional<edge::SourceFrame>((*frames_)[next_++]);
+  explicit MemorySource(const std::vector<trace::SourceFrame>* frames) : frames_(frames) {}
+  Result<std::optional<trace::SourceFrame>> Next() override {
+    if (next_ >= frames_->size()) return std::optional<trace::SourceFrame>();
+    return std::optional<trace::SourceFrame>((*frames_)[next_++]);
   }
   std::int64_t Remaining() const override { return frames_->size() - next_; }
 
  private:
-  const std::vector<edge::SourceFrame>* frames_;
+  const std::vector<trace::SourceFrame>* frames_;
   size_t next_ = 0;
 };
 
-json EdgeOverhead(const splitnet::Manifest& m, const std::vector<edge::SourceFrame>& frames,
+json EdgeOverhead(const splitnet::Manifest& m, const std::vector<trace::SourceFrame>& frames,
                   const std::string& endpoint, int rounds, const std::string& policy_name) {
   auto model = std::move(splitnet::SplitModel::Load(m, {.tail = false})).value();
   auto policy = std::move(scheduler::MakePolicy({.name = policy_name})).value();
@@ -161,7 +161,7 @@ json EdgeOverhead(const splitnet::Manifest& m, const std::vector<edge::SourceFra
       t0 = ProcessCpuSeconds();
       for (size_t i = begin; i < end; ++i) {
         runtime.WaitForSlot();
-        edge::SourceFrame f = frames[i];  // a source hands out a copy too
+        trace::SourceFrame f = frames[i];  // a source hands out a copy too
         f.index = id++;
         if (!runtime.ProcessFrame(f, clock.NowUs()).ok()) std::exit(1);
         runtime.PumpUntil(clock.NowUs());
@@ -185,7 +185,7 @@ json EdgeOverhead(const splitnet::Manifest& m, const std::vector<edge::SourceFra
 
 // Pre-encoded requests for real features at the default rate.
 std::vector<std::vector<std::uint8_t>> Requests(const splitnet::Manifest& m,
-                                                const std::vector<edge::SourceFrame>& frames,
+                                                const std::vector<trace::SourceFrame>& frames,
                                                 std::vector<std::vector<float>>* decoded) {
   auto model = std::move(splitnet::SplitModel::Load(m, {.exit = false, .tail = false})).value();
   splitnet::FeatureCodec codec;
@@ -208,7 +208,7 @@ std::vector<std::vector<std::uint8_t>> Requests(const splitnet::Manifest& m,
 }
 
 json CloudEfficiency(const std::string& cloud_bin, const std::string& model_dir,
-                     const splitnet::Manifest& m, const std::vector<edge::SourceFrame>& frames,
+                     const splitnet::Manifest& m, const std::vector<trace::SourceFrame>& frames,
                      int threads, double seconds, int rounds) {
   std::vector<std::vector<float>> features;
   auto requests = Requests(m, frames, &features);
@@ -343,7 +343,8 @@ void PingPong(zmq::socket_t& sock, const std::vector<std::vector<std::uint8_t>>&
 }
 
 json LoopbackRtt(const std::string& cloud_bin, const std::string& model_dir,
-                 const splitnet::Manifest& m, const std::vector<edge::SourceFrame>& frames, int n) {
+                 const splitnet::Manifest& m, const std::vector<trace::SourceFrame>& frames,
+                 int n) {
   auto requests = Requests(m, frames, nullptr);
   zmq::context_t ctx(1);
   std::vector<double> rtt, server, net, echo, unused;
@@ -442,12 +443,12 @@ int main(int argc, char** argv) {
     return 3;
   }
   auto source =
-      deepcut::edge::OpenSource({.spec = "fashion-mnist:test", .fashion_mnist_dir = fmnist});
+      deepcut::trace::OpenSource({.spec = "fashion-mnist:test", .fashion_mnist_dir = fmnist});
   if (!source.ok()) {
     std::cerr << source.status().message() << "\n";
     return 4;
   }
-  std::vector<deepcut::edge::SourceFrame> mem;
+  std::vector<deepcut::trace::SourceFrame> mem;
   while (static_cast<int>(mem.size()) < frames) {
     auto f = (*source)->Next();
     if (!f.ok() || !f->has_value()) break;

@@ -36,53 +36,14 @@ std::string PeerOf(zmq::message_t& message) {
   return address ? address : "?";
 }
 
-transport::Reply ErrorReply(std::uint64_t seq, transport::ReplyStatus status, std::string message) {
-  transport::Reply r;
-  r.seq = seq;
-  r.status = status;
-  r.message = std::move(message);
-  return r;
-}
-
 }  // namespace
-
-Status CheckAgainstModel(const transport::Request& r, const splitnet::Manifest& m) {
-  if (r.model != transport::ModelTag(m.fingerprint))
-    return InvalidArgument("model tag " + std::to_string(r.model) +
-                           " is not served here (serving '" + m.name + "', tag " +
-                           std::to_string(transport::ModelTag(m.fingerprint)) + ")");
-  if (r.rate_index < 0 || r.rate_index >= static_cast<int>(m.rates.size()))
-    return InvalidArgument("rate index " + std::to_string(r.rate_index) +
-                           " is not a rate of model " + m.name);
-  const auto& rate = m.rates[r.rate_index];
-  const size_t packed = splitnet::FeatureCodec::PackedBytes(m.bottleneck, rate);
-  const size_t size = r.payload.size();
-  const auto coding = static_cast<splitnet::Coding>(r.coding);
-  if (coding == splitnet::Coding::kRaw && size != packed)
-    return InvalidArgument("raw payload of " + std::to_string(size) + " bytes: rate " + rate.name +
-                           " packs into exactly " + std::to_string(packed));
-  const size_t limit = splitnet::FeatureCodec::MaxPayloadBytes(m.bottleneck, rate, coding);
-  if (size > limit)
-    return InvalidArgument("payload of " + std::to_string(size) + " bytes is too large for rate " +
-                           rate.name + " with coding " + std::to_string(r.coding) + " (at most " +
-                           std::to_string(limit) + ")");
-  return Status::Ok();
-}
-
-std::vector<transport::ScoredClass> TopScores(const splitnet::Prediction& p, int k) {
-  std::vector<int> order(p.probabilities.size());
-  for (size_t i = 0; i < order.size(); ++i) order[i] = static_cast<int>(i);
-  const size_t top = std::min<size_t>(std::max(k, 0), order.size());
-  std::partial_sort(order.begin(), order.begin() + top, order.end(),
-                    [&](int a, int b) { return p.probabilities[a] > p.probabilities[b]; });
-  std::vector<transport::ScoredClass> out;
-  for (size_t i = 0; i < top; ++i) out.push_back({order[i], p.probabilities[order[i]]});
-  return out;
-}
 
 CloudServer::CloudServer(CloudOptions options, splitnet::Manifest manifest)
     : options_(std::move(options)),
       manifest_(std::move(manifest)),
+      service_(
+          manifest_,
+          {.top_k = options_.top_k, .max_queue = options_.max_queue, .workers = options_.threads}),
       refusals_(clock_, options_.refusal_log_period_s) {}
 
 CloudServer::~CloudServer() {
@@ -252,35 +213,21 @@ void CloudServer::ZapLoop(zmq::socket_t& handler) {
 }
 
 void CloudServer::WorkerLoop(int index) {
-  auto model = splitnet::SplitModel::Load(manifest_, {.head = false, .exit = false, .tail = true});
-  if (!model.ok()) {
-    worker_status_[index] = model.status();
+  auto worker = TailWorker::Create(manifest_);
+  if (!worker.ok()) {
+    worker_status_[index] = worker.status();
     workers_ready_++;
     return;
   }
-  splitnet::FeatureCodec codec;
   zmq::socket_t push(context_, zmq::socket_type::push);
   push.connect(kResultsEndpoint);
   workers_ready_++;
 
-  // A batch's replies go to the socket thread as one multipart message
-  // [identity, reply, identity, reply, ...]: one wake-up per batch, not per frame.
-  std::vector<std::pair<std::string, std::vector<std::uint8_t>>> outbox;
-  auto send = [&](const std::string& identity, const transport::Reply& reply) {
-    outbox.emplace_back(identity, transport::EncodeReply(reply));
-  };
-  auto flush = [&] {
-    for (size_t i = 0; i < outbox.size(); ++i) {
-      push.send(zmq::buffer(outbox[i].first), zmq::send_flags::sndmore);
-      push.send(zmq::buffer(outbox[i].second),
-                i + 1 < outbox.size() ? zmq::send_flags::sndmore : zmq::send_flags::none);
-    }
-    outbox.clear();
-  };
-
   std::vector<Job> batch;
+  std::vector<TailJob> jobs;
   for (;;) {
     batch.clear();
+    jobs.clear();
     {
       std::unique_lock<std::mutex> lock(mutex_);
       queue_ready_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
@@ -290,75 +237,34 @@ void CloudServer::WorkerLoop(int index) {
         queue_.pop_front();
       }
     }
-    const TimeUs start_us = clock_.NowUs();
-    std::vector<std::vector<float>> features;
-    std::vector<const transport::Request*> requests;
-    std::vector<const Job*> jobs;
-    for (const Job& job : batch) {
-      const transport::Request* request = &job.request;
-      if (start_us > job.expires_us) {
-        // The edge has already answered this frame itself: spend nothing on it.
-        {
-          std::lock_guard<std::mutex> lock(mutex_);
-          stats_.expired++;
-        }
-        send(job.identity, ErrorReply(request->seq, transport::ReplyStatus::kBusy,
-                                      "deadline passed while queued"));
-        continue;
-      }
-      const auto& rate = manifest_.rates[request->rate_index];
-      auto decoded = codec.Decode(static_cast<splitnet::Coding>(request->coding), request->payload,
-                                  manifest_.bottleneck, rate);
-      if (!decoded.ok()) {
-        {
-          std::lock_guard<std::mutex> lock(mutex_);
-          stats_.rejected++;
-        }
-        refusals_.Note("payload", job.peer, decoded.status().message());
-        send(job.identity, ErrorReply(request->seq, transport::ReplyStatus::kError,
-                                      "payload: " + decoded.status().message()));
-        continue;
-      }
-      features.push_back(std::move(decoded).value());
-      requests.push_back(request);
-      jobs.push_back(&job);
-    }
-    const TimeUs decoded_us = clock_.NowUs();
-    auto predictions = model.value()->RunTail(features);
-    const TimeUs done_us = clock_.NowUs();
+    for (Job& job : batch) jobs.push_back(std::move(job.job));
+    ServedBatch served = (*worker)->Serve(jobs, clock_, options_.top_k);
     // Counted before the replies leave, so whoever holds a reply sees it counted.
     {
       std::lock_guard<std::mutex> lock(mutex_);
       stats_.batches++;
-      if (!jobs.empty()) {
-        const double per_request = static_cast<double>(done_us - start_us) / jobs.size();
+      if (served.answered > 0) {
+        const double per_request = static_cast<double>(served.busy_us) / served.answered;
         service_us_per_request_ = service_us_per_request_ == 0.0
                                       ? per_request
                                       : 0.9 * service_us_per_request_ + 0.1 * per_request;
       }
-      if (predictions.ok())
-        stats_.answered += static_cast<std::int64_t>(jobs.size());
-      else
-        stats_.rejected += static_cast<std::int64_t>(jobs.size());
-    }
-    for (size_t i = 0; i < jobs.size(); ++i) {
-      transport::Reply reply;
-      reply.seq = requests[i]->seq;
-      reply.queue_us = std::max<TimeUs>(0, start_us - jobs[i]->received_us);
-      reply.decode_us = std::max<TimeUs>(0, decoded_us - start_us);
-      reply.tail_us = std::max<TimeUs>(0, done_us - decoded_us);
-      reply.batch_size = static_cast<int>(jobs.size());
-      if (!predictions.ok()) {
-        reply.status = transport::ReplyStatus::kError;
-        reply.message = predictions.status().message();
-      } else {
-        const auto& p = (*predictions)[i];
-        reply.class_id = p.class_id;
-        reply.top = TopScores(p, options_.top_k);
+      for (Served outcome : served.outcomes) {
+        stats_.answered += outcome == Served::kAnswered;
+        stats_.expired += outcome == Served::kExpired;
+        stats_.rejected += outcome == Served::kRejected;
       }
-      send(jobs[i]->identity, reply);
     }
-    flush();
+    // A batch's replies go to the socket thread as one multipart message
+    // [identity, reply, identity, reply, ...]: one wake-up per batch, not per frame.
+    for (size_t i = 0; i < batch.size(); ++i) {
+      if (served.outcomes[i] == Served::kRejected)
+        refusals_.Note("payload", batch[i].peer, served.replies[i].message);
+      const auto bytes = transport::EncodeReply(served.replies[i]);
+      push.send(zmq::buffer(batch[i].identity), zmq::send_flags::sndmore);
+      push.send(zmq::buffer(bytes),
+                i + 1 < batch.size() ? zmq::send_flags::sndmore : zmq::send_flags::none);
+    }
   }
   push.close();
 }
@@ -374,60 +280,45 @@ void CloudServer::SendReply(zmq::socket_t& router, const std::string& identity,
 }
 
 void CloudServer::Refuse(zmq::socket_t& router, const std::string& identity,
-                         const std::string& peer, std::optional<std::uint16_t> seq,
-                         const char* kind, const std::string& message) {
+                         const std::string& peer, const Refusal& refusal) {
   {
     std::lock_guard<std::mutex> lock(mutex_);
     stats_.received++;
-    stats_.rejected++;
+    if (refusal.reply.status == transport::ReplyStatus::kBusy) {
+      stats_.busy++;
+      stats_.hopeless += refusal.reply.message != "queue full";
+    } else {
+      stats_.rejected++;
+    }
   }
-  refusals_.Note(kind, peer, message);
-  SendReply(
-      router, identity,
-      transport::EncodeReply(ErrorReply(seq.value_or(0), transport::ReplyStatus::kError, message)));
+  // Shedding is an ordinary outcome under load, counted, not logged per request.
+  if (refusal.reply.status == transport::ReplyStatus::kError)
+    refusals_.Note(refusal.kind, peer, refusal.reply.message);
+  SendReply(router, identity, transport::EncodeReply(refusal.reply));
 }
 
 void CloudServer::HandleRequest(zmq::socket_t& router, const std::string& identity,
                                 const std::string& peer, std::span<const std::uint8_t> bytes) {
-  auto request = transport::DecodeRequest(bytes);
-  if (!request.ok()) {
-    const char* kind = bytes.size() > transport::kMaxMessageBytes ? "oversize" : "malformed";
-    Refuse(router, identity, peer, transport::PeekRequestSeq(bytes), kind,
-           request.status().message());
+  auto checked = service_.Check(bytes);
+  if (auto* refusal = std::get_if<Refusal>(&checked)) {
+    Refuse(router, identity, peer, *refusal);
     return;
   }
-  if (Status valid = CheckAgainstModel(*request, manifest_); !valid.ok()) {
-    Refuse(router, identity, peer, request->seq, "model", valid.message());
-    return;
-  }
-  {
-    std::lock_guard<std::mutex> lock(mutex_);
-    stats_.received++;
-  }
-  const char* reason = "";
+  auto& request = std::get<transport::Request>(checked);
+  std::optional<Refusal> busy;
   {
     std::lock_guard<std::mutex> lock(mutex_);
     const TimeUs now = clock_.NowUs();
-    const TimeUs expires = now + TimeUs{request->deadline_ms} * 1000;
-    // The wait this request would see: the queue ahead of it (and itself)
-    // shared by the workers. Refused now, the edge answers locally at once
-    // instead of at its deadline, and no worker time goes to a lost cause.
-    const double expected_us = service_us_per_request_ * static_cast<double>(queue_.size() + 1) /
-                               static_cast<double>(options_.threads);
-    const bool full = static_cast<int>(queue_.size()) >= options_.max_queue;
-    const bool hopeless = now + static_cast<TimeUs>(expected_us) > expires;
-    if (!full && !hopeless) {
-      queue_.push_back(Job{identity, peer, std::move(request).value(), now, expires});
+    busy = service_.Admit(request, now, queue_.size(), service_us_per_request_);
+    if (!busy) {
+      stats_.received++;
+      const TimeUs expires = TailService::ExpiresUs(request, now);
+      queue_.push_back(Job{identity, peer, TailJob{std::move(request), now, expires}});
       queue_ready_.notify_one();
       return;
     }
-    stats_.busy++;
-    if (!full) stats_.hopeless++;
-    reason = full ? "queue full" : "the queue would outlast the deadline";
   }
-  SendReply(
-      router, identity,
-      transport::EncodeReply(ErrorReply(request->seq, transport::ReplyStatus::kBusy, reason)));
+  Refuse(router, identity, peer, *busy);
 }
 
 bool CloudServer::ReceiveOne(zmq::socket_t& router) {
@@ -448,8 +339,7 @@ bool CloudServer::ReceiveOne(zmq::socket_t& router) {
   const std::string peer = PeerOf(frames > 0 ? body : identity);
   const std::span<const std::uint8_t> bytes(body.data<std::uint8_t>(), body.size());
   if (frames != 1) {
-    Refuse(router, id, peer, transport::PeekRequestSeq(bytes), "multipart",
-           "a request must be one message frame; this message had " + std::to_string(frames));
+    Refuse(router, id, peer, service_.RefuseFrames(bytes, frames));
     return true;
   }
   HandleRequest(router, id, peer, bytes);

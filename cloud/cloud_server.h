@@ -1,15 +1,16 @@
 // The cloud: a ZeroMQ ROUTER that serves any number of edges.
 //
-// The thread that calls Run() owns the ROUTER socket. It validates each request
-// against the model (protocol fields, model name, rate, shape, range) and
-// answers a bad one at once with an error reply; it sheds load with a "busy"
-// reply when the work queue is full, or when the wait it foresees in the queue
-// would outlast the request's deadline, so latency cannot grow without bound
-// and the edge learns at once that it must answer locally.
-// Good requests go to `threads` workers; each worker owns its own tail network
-// and codec, takes up to `max_batch` queued requests at a time, decodes them,
-// runs the tail on them as one batch and hands the replies back to the socket
-// thread over inproc:// (a socket belongs to one thread).
+// The sockets, queue and threads around the TailService (cloud/tail_service.h),
+// which decides what to answer. The thread that calls Run() owns the ROUTER
+// socket. It checks each message (TailService::Check) and answers a bad one at
+// once with an error reply; it sheds load with a "busy" reply when the work
+// queue is full, or when the wait it foresees in the queue would outlast the
+// request's deadline (TailService::Admit), so latency cannot grow without
+// bound and the edge learns at once that it must answer locally. Good requests
+// go to `threads` workers; each owns a TailWorker (its own tail network and
+// codec), takes up to `max_batch` queued requests at a time, serves them as one
+// batch and hands the replies back to the socket thread over inproc:// (a
+// socket belongs to one thread).
 //
 // With a CURVE key pair the ROUTER is a CURVE server: every edge must know
 // the server's public key, and the link is encrypted. With accepted edge keys
@@ -43,6 +44,7 @@
 #include <zmq.hpp>
 
 #include "cloud/refusal_log.h"
+#include "cloud/tail_service.h"
 #include "core/clock.h"
 #include "core/status.h"
 #include "splitnet/manifest.h"
@@ -55,12 +57,6 @@ namespace deepcut::cloud {
 // protocol's limit; a larger one makes ZeroMQ drop the connection unread, so
 // that no peer can make the cloud buffer more than this per frame.
 inline constexpr size_t kMaxFrameBytesRead = 8 * transport::kMaxMessageBytes;
-
-// Checks a decoded request against the served model (tag, rate, and the
-// payload size its coding allows: docs/protocol.md).
-Status CheckAgainstModel(const transport::Request& request, const splitnet::Manifest& manifest);
-// The k best classes of a prediction, best first.
-std::vector<transport::ScoredClass> TopScores(const splitnet::Prediction& prediction, int k);
 
 struct CloudOptions {
   std::vector<std::string> listen{"tcp://127.0.0.1:5555"};  // endpoints to bind
@@ -105,27 +101,26 @@ class CloudServer {
  private:
   struct Job {
     std::string identity;
-    std::string peer;            // the edge's address, for the log
-    transport::Request request;  // decoded and validated by the socket thread
-    TimeUs received_us = 0;
-    TimeUs expires_us = 0;  // the edge's deadline, on this clock
+    std::string peer;  // the edge's address, for the log
+    TailJob job;       // checked and admitted by the socket thread
   };
   CloudServer(CloudOptions options, splitnet::Manifest manifest);
   Status Start();
   void WorkerLoop(int index);
   Status StartZapHandler();
   void ZapLoop(zmq::socket_t& handler);
-  void HandleRequest(zmq::socket_t& router, const std::string& identity, const std::string& peer,
-                     std::span<const std::uint8_t> bytes);
   // Reads every frame of one message and handles it; false if none was waiting.
   bool ReceiveOne(zmq::socket_t& router);
+  void HandleRequest(zmq::socket_t& router, const std::string& identity, const std::string& peer,
+                     std::span<const std::uint8_t> bytes);
   void Refuse(zmq::socket_t& router, const std::string& identity, const std::string& peer,
-              std::optional<std::uint16_t> seq, const char* kind, const std::string& message);
+              const Refusal& refusal);
   void SendReply(zmq::socket_t& router, const std::string& identity,
                  const std::vector<std::uint8_t>& reply);
 
   CloudOptions options_;
   splitnet::Manifest manifest_;
+  TailService service_;
   RealClock clock_;
   RefusalLog refusals_;
   zmq::context_t context_{1};

@@ -5,6 +5,7 @@
 #include <spdlog/spdlog.h>
 #include <nlohmann/json.hpp>
 
+#include "core/units.h"
 #include "scheduler/policy.h"
 
 namespace deepcut::edge {
@@ -41,7 +42,7 @@ std::string ControlServer::Handle(const std::string& line) {
   if (!extra.empty()) return "error: too many arguments (commands: budget RATE | status)";
   if (verb == "budget") {
     if (arg.empty()) return "error: budget needs a rate, e.g. 'budget 20k'";
-    auto bps = scheduler::ParseBitRate(arg);
+    auto bps = ParseBitRate(arg);
     if (!bps.ok()) return "error: " + bps.status().message();
     runtime_.SetBudget(*bps);
     budget_bps_ = *bps;

@@ -79,7 +79,7 @@ Status EdgeRuntime::Validate() const {
   return Status::Ok();
 }
 
-Status EdgeRuntime::ProcessFrame(const SourceFrame& frame, TimeUs capture_us) {
+Status EdgeRuntime::ProcessFrame(const trace::SourceFrame& frame, TimeUs capture_us) {
   const auto& m = model_.manifest();
   ASSIGN_OR_RETURN(auto input, model_.Preprocess(frame.image));
   ASSIGN_OR_RETURN(auto features, model_.RunHead(input));

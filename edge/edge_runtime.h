@@ -28,10 +28,10 @@
 #include "core/answer.h"
 #include "core/clock.h"
 #include "core/status.h"
-#include "edge/frame_source.h"
 #include "scheduler/policy.h"
 #include "splitnet/feature_codec.h"
 #include "splitnet/split_model.h"
+#include "trace/frame_source.h"
 #include "transport/cloud_link.h"
 #include "transport/protocol.h"
 
@@ -79,7 +79,7 @@ class EdgeRuntime {
   // Checks the options against the model (e.g. the rate exists).
   Status Validate() const;
   // One frame captured at `capture_us`. An error means the model failed on it.
-  Status ProcessFrame(const SourceFrame& frame, TimeUs capture_us);
+  Status ProcessFrame(const trace::SourceFrame& frame, TimeUs capture_us);
   // Handles replies and deadlines until the clock reaches `until_us`.
   void PumpUntil(TimeUs until_us);
   // Handles replies and deadlines until fewer than max_in_flight are pending.

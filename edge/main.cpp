@@ -9,6 +9,7 @@
 #include <spdlog/spdlog.h>
 
 #include "cli/cli.h"
+#include "core/units.h"
 #include "edge/answer_log.h"
 #include "edge/control.h"
 #include "edge/edge_runtime.h"
@@ -30,7 +31,7 @@ int main(int argc, char** argv) {
   std::string cloud_endpoint, model_dir, out_path, summary_path, policy_name = "deepcut",
                                                                  log_level = "info";
   edge::EdgeOptions edge_options;
-  edge::SourceOptions source_options;
+  trace::SourceOptions source_options;
   edge::StreamOptions stream_options;
   std::string progress = "auto";
   app.add_option("--cloud", cloud_endpoint, "cloud endpoint, e.g. tcp://127.0.0.1:5555")
@@ -113,7 +114,7 @@ int main(int argc, char** argv) {
     spdlog::error("{}", model.status().message());
     return cli::kExitBadModel;
   }
-  auto budget = scheduler::ParseBitRate(budget_text);
+  auto budget = ParseBitRate(budget_text);
   if (!budget.ok()) {
     spdlog::error("--budget: {}", budget.status().message());
     return cli::kExitBadOption;
@@ -150,7 +151,7 @@ int main(int argc, char** argv) {
     spdlog::error("--cloud: {}", link.status().message());
     return cli::kExitBadOption;
   }
-  auto source = edge::OpenSource(source_options);
+  auto source = trace::OpenSource(source_options);
   if (!source.ok()) {
     spdlog::error("--source: {}", source.status().message());
     return cli::kExitBadInput;

@@ -6,7 +6,7 @@ namespace deepcut::edge {
 
 constexpr int kMaxConsecutiveSourceErrors = 100;
 
-Result<StreamResult> RunStream(FrameSource& source, EdgeRuntime& runtime, Clock& clock,
+Result<StreamResult> RunStream(trace::FrameSource& source, EdgeRuntime& runtime, Clock& clock,
                                const StreamOptions& options, const std::atomic<bool>* stop,
                                const std::function<void()>& on_tick) {
   StreamResult result;

@@ -14,7 +14,7 @@
 #include "core/clock.h"
 #include "core/status.h"
 #include "edge/edge_runtime.h"
-#include "edge/frame_source.h"
+#include "trace/frame_source.h"
 
 namespace deepcut::edge {
 
@@ -32,7 +32,7 @@ struct StreamResult {
 // Stops early (still draining what is in flight) when `stop` becomes true.
 // `on_tick`, if set, runs between frames on the driving thread (the control
 // endpoint's poll).
-Result<StreamResult> RunStream(FrameSource& source, EdgeRuntime& runtime, Clock& clock,
+Result<StreamResult> RunStream(trace::FrameSource& source, EdgeRuntime& runtime, Clock& clock,
                                const StreamOptions& options, const std::atomic<bool>* stop,
                                const std::function<void()>& on_tick = {});
 

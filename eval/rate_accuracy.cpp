@@ -8,9 +8,9 @@
 #include <opencv2/imgcodecs.hpp>
 #include <sstream>
 
-#include "edge/frame_source.h"
 #include "splitnet/feature_codec.h"
 #include "splitnet/split_model.h"
+#include "trace/frame_source.h"
 #include "transport/cloud_link.h"
 #include "transport/protocol.h"
 
@@ -53,8 +53,9 @@ Result<nlohmann::json> RunRateAccuracy(const RateAccuracyOptions& options,
     ASSIGN_OR_RETURN(baseline, splitnet::SplitModel::Load(
                                    baseline_manifest, {.head = true, .exit = false, .tail = true}));
   }
-  ASSIGN_OR_RETURN(auto source, edge::OpenSource({.spec = "fashion-mnist:test",
-                                                  .fashion_mnist_dir = options.fashion_mnist_dir}));
+  ASSIGN_OR_RETURN(auto source,
+                   trace::OpenSource({.spec = "fashion-mnist:test",
+                                      .fashion_mnist_dir = options.fashion_mnist_dir}));
   const int total = options.frames < 0 ? static_cast<int>(source->Remaining())
                                        : std::min<int>(options.frames, source->Remaining());
 

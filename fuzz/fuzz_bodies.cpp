@@ -14,7 +14,7 @@
 #include <string>
 #include <vector>
 
-#include "replay/net_trace.h"
+#include "network/net_trace.h"
 #include "splitnet/manifest.h"
 #include "trace/frame_trace.h"
 #include "transport/protocol.h"
@@ -248,12 +248,12 @@ Status RunProtocol(const std::uint8_t* data, std::size_t size) {
 
 Status RunMahimahi(const std::uint8_t* data, std::size_t size) {
   const std::string text(reinterpret_cast<const char*>(data), size);
-  auto parsed = replay::ParseMahimahi(text, "fuzz");
+  auto parsed = network::ParseMahimahi(text, "fuzz");
   if (!parsed.ok()) {
     Require(!parsed.status().message().empty(), "ParseMahimahi failed without a message");
     return parsed.status();
   }
-  const replay::NetTrace& t = *parsed;
+  const network::NetTrace& t = *parsed;
   const auto& opportunities = t.opportunities_us;
   Require(t.period_us > 0, "period_us <= 0");
   Require(!opportunities.empty(), "no opportunities");

@@ -11,7 +11,7 @@
 //   FuzzProtocol    transport::DecodeRequest and DecodeReply; an accepted message
 //                   re-encodes to one that decodes to the same value and
 //                   re-encodes to the same bytes.
-//   FuzzMahimahi    replay::ParseMahimahi; an accepted trace is non-decreasing
+//   FuzzMahimahi    network::ParseMahimahi; an accepted trace is non-decreasing
 //                   within [0, period_us], period_us > 0 is its last time, and
 //                   OpportunityUs and FirstAtOrAfter agree across loops.
 //   FuzzFrameTrace  trace::FrameTraceReader::Open, then Next until the end; the

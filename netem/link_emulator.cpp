@@ -18,8 +18,8 @@ std::string ToString(const zmq::message_t& m) { return {m.data<char>(), m.size()
 
 }  // namespace
 
-LinkEmulator::LinkEmulator(LinkEmulatorOptions options, replay::NetTrace uplink,
-                           replay::NetTrace downlink, Clock& clock)
+LinkEmulator::LinkEmulator(LinkEmulatorOptions options, network::NetTrace uplink,
+                           network::NetTrace downlink, Clock& clock)
     : options_(std::move(options)),
       clock_(clock),
       uplink_(std::move(uplink), options_.uplink),
@@ -31,14 +31,14 @@ LinkEmulator::~LinkEmulator() {
 }
 
 Result<std::unique_ptr<LinkEmulator>> LinkEmulator::Create(LinkEmulatorOptions options,
-                                                           replay::NetTrace uplink,
-                                                           replay::NetTrace downlink,
+                                                           network::NetTrace uplink,
+                                                           network::NetTrace downlink,
                                                            Clock& clock) {
   if (options.max_edges < 1) return InvalidArgument("max_edges must be at least 1");
   if (options.uplink.delay_ms < 0 || options.downlink.delay_ms < 0)
     return InvalidArgument("the one-way delay must not be negative");
-  if (options.uplink.queue_bytes < replay::kPacketBytes ||
-      options.downlink.queue_bytes < replay::kPacketBytes)
+  if (options.uplink.queue_bytes < network::kPacketBytes ||
+      options.downlink.queue_bytes < network::kPacketBytes)
     return InvalidArgument("the queue must hold at least one 1500-byte packet");
   std::unique_ptr<LinkEmulator> link(
       new LinkEmulator(std::move(options), std::move(uplink), std::move(downlink), clock));
@@ -145,7 +145,7 @@ void LinkEmulator::ReadFromCloud(const std::string& identity, zmq::socket_t& dea
   }
 }
 
-std::optional<std::int64_t> LinkEmulator::Carry(replay::LinkModel& model,
+std::optional<std::int64_t> LinkEmulator::Carry(network::LinkModel& model,
                                                 std::deque<InTransit>& queue,
                                                 const std::string& identity, zmq::message_t body,
                                                 TimeUs now_us) {

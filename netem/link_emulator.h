@@ -30,16 +30,16 @@
 
 #include "core/clock.h"
 #include "core/status.h"
-#include "replay/link_model.h"
-#include "replay/net_trace.h"
+#include "network/link_model.h"
+#include "network/net_trace.h"
 
 namespace deepcut::netem {
 
 struct LinkEmulatorOptions {
   std::string listen = "tcp://127.0.0.1:5556";   // where edges connect
   std::string connect = "tcp://127.0.0.1:5555";  // the cloud
-  replay::LinkOptions uplink;                    // one-way delay and queue limit
-  replay::LinkOptions downlink;
+  network::LinkOptions uplink;                   // one-way delay and queue limit
+  network::LinkOptions downlink;
   int max_edges = 1024;        // distinct edge identities served at once
   double idle_close_s = 30.0;  // a quiet edge's connection to the cloud is closed after this
   bool start_at_first_message = true;  // else the trace starts when Create() returns
@@ -57,8 +57,8 @@ struct LinkStats {
 class LinkEmulator {
  public:
   static Result<std::unique_ptr<LinkEmulator>> Create(LinkEmulatorOptions options,
-                                                      replay::NetTrace uplink,
-                                                      replay::NetTrace downlink, Clock& clock);
+                                                      network::NetTrace uplink,
+                                                      network::NetTrace downlink, Clock& clock);
   ~LinkEmulator();
   LinkEmulator(const LinkEmulator&) = delete;
   LinkEmulator& operator=(const LinkEmulator&) = delete;
@@ -75,7 +75,7 @@ class LinkEmulator {
     std::string identity;
     zmq::message_t message;
   };
-  LinkEmulator(LinkEmulatorOptions options, replay::NetTrace uplink, replay::NetTrace downlink,
+  LinkEmulator(LinkEmulatorOptions options, network::NetTrace uplink, network::NetTrace downlink,
                Clock& clock);
   Status Bind();
   // The DEALER that speaks to the cloud for `identity`, opened on first use.
@@ -84,7 +84,7 @@ class LinkEmulator {
   void ReadFromCloud(const std::string& identity, zmq::socket_t& dealer);
   // Puts `body` into one direction of the emulated link; its wire bytes, or
   // nullopt if the queue had no room (the message is lost).
-  std::optional<std::int64_t> Carry(replay::LinkModel& model, std::deque<InTransit>& queue,
+  std::optional<std::int64_t> Carry(network::LinkModel& model, std::deque<InTransit>& queue,
                                     const std::string& identity, zmq::message_t body,
                                     TimeUs now_us);
   // An edge that reconnects comes back with a new identity; the old one's
@@ -96,7 +96,7 @@ class LinkEmulator {
 
   LinkEmulatorOptions options_;
   Clock& clock_;
-  replay::LinkModel uplink_, downlink_;
+  network::LinkModel uplink_, downlink_;
   TimeUs start_us_ = -1;  // the trace's time zero on `clock_`; -1: not started
   zmq::context_t context_{1};
   std::unique_ptr<zmq::socket_t> router_;

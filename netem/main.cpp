@@ -69,12 +69,12 @@ int main(int argc, char** argv) {
   std::signal(SIGINT, OnSignal);
   std::signal(SIGTERM, OnSignal);
 
-  auto uplink = replay::OpenLink(uplink_spec);
+  auto uplink = network::OpenLink(uplink_spec);
   if (!uplink.ok()) {
     spdlog::error("--uplink: {}", uplink.status().message());
     return cli::kExitBadInput;
   }
-  auto downlink = replay::OpenLink(downlink_spec);
+  auto downlink = network::OpenLink(downlink_spec);
   if (!downlink.ok()) {
     spdlog::error("--downlink: {}", downlink.status().message());
     return cli::kExitBadInput;

@@ -79,7 +79,8 @@ int main(int argc, char** argv) {
     return cli::kExitBadOption;
   }
   o.replay.uplink = link_file.empty() ? link_rate : link_file;
-  if (!link_file.empty() && !std::filesystem::is_regular_file(link_file)) {
+  std::error_code ec;
+  if (!link_file.empty() && !std::filesystem::is_regular_file(link_file, ec)) {
     std::cerr << "error: --link: " << link_file << " is not a file\n";
     return cli::kExitBadOption;
   }

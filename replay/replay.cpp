@@ -6,8 +6,8 @@
 #include <cstdio>
 
 #include "edge/edge_runtime.h"
-#include "edge/frame_source.h"
 #include "scheduler/oracle.h"
+#include "trace/frame_source.h"
 
 namespace deepcut::replay {
 
@@ -18,7 +18,7 @@ constexpr double kWindowS = 10.0;
 
 // A frame's capture time from the trace's first frame (`first_us` starts
 // at -1); traces without capture times are taken at 10 fps.
-TimeUs CaptureOffsetUs(const edge::SourceFrame& frame, TimeUs* first_us) {
+TimeUs CaptureOffsetUs(const trace::SourceFrame& frame, TimeUs* first_us) {
   const TimeUs t = frame.capture_offset_us >= 0 ? frame.capture_offset_us
                                                 : frame.index * kDefaultFrameIntervalUs;
   if (*first_us < 0) *first_us = t;
@@ -87,25 +87,24 @@ Result<std::unique_ptr<Replayer>> Replayer::Create(const splitnet::Manifest& man
                                                    ReplayOptions options) {
   if (options.frames.empty()) return InvalidArgument("no frame trace given");
   if (!(options.deadline_ms > 0)) return InvalidArgument("deadline must be > 0 ms");
-  if (options.link.cloud_ms < 0) return InvalidArgument("cloud time must be >= 0 ms");
   if (options.link.uplink.delay_ms < 0 || options.link.downlink.delay_ms < 0)
     return InvalidArgument("link delay must be >= 0 ms");
-  if (options.link.uplink.queue_bytes < kPacketBytes)
+  if (options.link.uplink.queue_bytes < network::kPacketBytes)
     return InvalidArgument("link queue must hold at least one 1500-byte packet");
   std::unique_ptr<Replayer> r(new Replayer(manifest, std::move(options)));
   {
-    auto up = OpenLink(r->options_.uplink);
+    auto up = network::OpenLink(r->options_.uplink);
     if (!up.ok()) return Status(up.status().code(), "uplink: " + up.status().message());
     r->uplink_ = std::move(up).value();
-    auto down = OpenLink(r->options_.downlink);
+    auto down = network::OpenLink(r->options_.downlink);
     if (!down.ok()) return Status(down.status().code(), "downlink: " + down.status().message());
     r->downlink_ = std::move(down).value();
   }
   ASSIGN_OR_RETURN(r->edge_model_, splitnet::SplitModel::Load(
                                        manifest, {.head = true, .exit = true, .tail = false}));
-  ASSIGN_OR_RETURN(r->cloud_, InProcessCloud::Create(manifest));
+  ASSIGN_OR_RETURN(r->cloud_, InProcessCloud::Create(manifest, r->options_.link.cloud_ms));
   // Open the trace once now, so a bad file fails before any work.
-  ASSIGN_OR_RETURN(auto source, edge::OpenSource({.spec = "trace:" + r->options_.frames}));
+  ASSIGN_OR_RETURN(auto source, trace::OpenSource({.spec = "trace:" + r->options_.frames}));
   return r;
 }
 
@@ -132,7 +131,7 @@ Result<Metrics> Replayer::Run(scheduler::OffloadPolicy& policy, std::vector<Answ
   edge::EdgeRuntime runtime(eo, *edge_model_, policy, link, clock,
                             [&](const Answer& a) { answers.push_back(a); });
   RETURN_IF_ERROR(runtime.Validate());
-  ASSIGN_OR_RETURN(auto source, edge::OpenSource({.spec = "trace:" + options_.frames}));
+  ASSIGN_OR_RETURN(auto source, trace::OpenSource({.spec = "trace:" + options_.frames}));
   TimeUs first_us = -1, last_us = 0;
   std::int64_t n = 0;
   while (options_.max_frames < 0 || n < options_.max_frames) {
@@ -202,7 +201,7 @@ Status Replayer::Precompute() {
   if (!facts_.empty()) return Status::Ok();
   ASSIGN_OR_RETURN(auto tail, splitnet::SplitModel::Load(
                                   manifest_, {.head = false, .exit = false, .tail = true}));
-  ASSIGN_OR_RETURN(auto source, edge::OpenSource({.spec = "trace:" + options_.frames}));
+  ASSIGN_OR_RETURN(auto source, trace::OpenSource({.spec = "trace:" + options_.frames}));
   splitnet::FeatureCodec codec;
   TimeUs first_us = -1, last_us = 0;
   std::int64_t n = 0;

@@ -21,7 +21,7 @@
 
 #include "core/answer.h"
 #include "core/status.h"
-#include "replay/net_trace.h"
+#include "network/net_trace.h"
 #include "replay/sim_link.h"
 #include "scheduler/policy.h"
 #include "splitnet/manifest.h"
@@ -77,7 +77,7 @@ class Replayer {
   Result<double> DurationS();
   scheduler::PolicyOptions PolicyOptionsFor(const std::string& name) const;
   const ReplayOptions& options() const { return options_; }
-  const NetTrace& uplink() const { return uplink_; }
+  const network::NetTrace& uplink() const { return uplink_; }
 
  private:
   struct FrameFacts {
@@ -94,7 +94,7 @@ class Replayer {
   Status Precompute();
   const splitnet::Manifest& manifest_;
   ReplayOptions options_;
-  NetTrace uplink_, downlink_;
+  network::NetTrace uplink_, downlink_;
   std::unique_ptr<splitnet::SplitModel> edge_model_;
   std::unique_ptr<InProcessCloud> cloud_;
   std::vector<FrameFacts> facts_;

@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "core/files.h"
+#include "core/units.h"
 #include "edge/edge_runtime.h"
 #include "scheduler/policy.h"
 
@@ -77,7 +78,7 @@ Result<std::string> RunReport(const ReportOptions& o) {
       return InvalidArgument("--budget: '" + o.budget_text + "' is not a percentage in (0, 1000]");
     }
   } else {
-    auto parsed = scheduler::ParseBitRate(o.budget_text);
+    auto parsed = ParseBitRate(o.budget_text);
     if (!parsed.ok()) return InvalidArgument("--budget: " + parsed.status().message());
     budget_bps = *parsed;
   }
@@ -178,7 +179,7 @@ Result<std::string> RunReport(const ReportOptions& o) {
     }
     policies[r.m.policy] = j;
   }
-  const NetTrace& up = replayer->uplink();
+  const network::NetTrace& up = replayer->uplink();
   nlohmann::json report{{"model", o.model_dir},
                         {"frames", o.replay.frames},
                         {"uplink",

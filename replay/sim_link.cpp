@@ -2,71 +2,57 @@
 
 #include <algorithm>
 
-#include "cloud/cloud_server.h"
-
 namespace deepcut::replay {
 
-constexpr int kTopK = 3;
-
-Result<std::unique_ptr<InProcessCloud>> InProcessCloud::Create(const splitnet::Manifest& manifest) {
-  ASSIGN_OR_RETURN(auto model, splitnet::SplitModel::Load(
-                                   manifest, {.head = false, .exit = false, .tail = true}));
-  return std::unique_ptr<InProcessCloud>(new InProcessCloud(manifest, std::move(model)));
+Result<std::unique_ptr<InProcessCloud>> InProcessCloud::Create(const splitnet::Manifest& manifest,
+                                                               double cloud_ms) {
+  if (!(cloud_ms >= 0)) return InvalidArgument("cloud time must be >= 0 ms");
+  ASSIGN_OR_RETURN(auto worker, cloud::TailWorker::Create(manifest, /*memoize=*/true));
+  return std::unique_ptr<InProcessCloud>(new InProcessCloud(manifest, std::move(worker), cloud_ms));
 }
 
-std::vector<std::uint8_t> InProcessCloud::Answer(const Result<transport::Request>& request,
-                                                 TimeUs queue_us, TimeUs tail_us, bool expired) {
-  transport::Reply reply;
-  Status valid = request.ok() ? cloud::CheckAgainstModel(*request, manifest_) : request.status();
-  reply.seq = request.ok() ? request->seq : 0;
-  if (!valid.ok()) {
-    reply.status = transport::ReplyStatus::kError;
-    reply.message = valid.message();
-    return transport::EncodeReply(reply);
+std::pair<std::vector<std::uint8_t>, TimeUs> InProcessCloud::Answer(
+    std::span<const std::uint8_t> message, TimeUs arrived_us) {
+  // Refusals leave at once, as from the real cloud's socket thread.
+  auto checked = service_.Check(message);
+  if (auto* refusal = std::get_if<cloud::Refusal>(&checked))
+    return {transport::EncodeReply(refusal->reply), arrived_us};
+  auto& request = std::get<transport::Request>(checked);
+  // One server: the requests ahead are its backlog, at cloud_us each.
+  const TimeUs backlog_us = std::max<TimeUs>(0, server_free_us_ - arrived_us);
+  const size_t queued =
+      cloud_us_ > 0 ? static_cast<size_t>(static_cast<double>(backlog_us) / cloud_us_) : 0;
+  if (auto busy = service_.Admit(request, arrived_us, queued, cloud_us_))
+    return {transport::EncodeReply(busy->reply), arrived_us};
+  const TimeUs start_us = arrived_us + backlog_us;
+  const TimeUs expires_us = cloud::TailService::ExpiresUs(request, arrived_us);
+  const cloud::TailJob job{std::move(request), arrived_us, expires_us};
+  VirtualClock at_start(start_us);
+  auto served = worker_->Serve(std::span(&job, 1), at_start, service_.options().top_k);
+  transport::Reply& reply = served.replies.front();
+  const bool answered = served.outcomes.front() == cloud::Served::kAnswered;
+  // The virtual server's own timing: the real tail's wall time would make the
+  // replay depend on the machine.
+  const TimeUs cloud_us = answered ? static_cast<TimeUs>(cloud_us_) : 0;
+  if (answered) {
+    reply.queue_us = start_us - arrived_us;
+    reply.decode_us = 0;
+    reply.tail_us = cloud_us;
   }
-  if (expired) {
-    reply.status = transport::ReplyStatus::kBusy;
-    reply.message = "deadline passed while queued";
-    return transport::EncodeReply(reply);
-  }
-  std::string key(1, static_cast<char>(request->rate_index));
-  key += static_cast<char>(request->coding);
-  key.append(request->payload.begin(), request->payload.end());
-  auto it = memo_.find(key);
-  if (it == memo_.end()) {
-    const auto& rate = manifest_.rates[request->rate_index];
-    auto features = codec_.Decode(static_cast<splitnet::Coding>(request->coding), request->payload,
-                                  manifest_.bottleneck, rate);
-    if (!features.ok()) {
-      reply.status = transport::ReplyStatus::kError;
-      reply.message = "payload: " + features.status().message();
-      return transport::EncodeReply(reply);
-    }
-    auto predictions = model_->RunTail({*features});
-    ++tail_runs_;
-    if (!predictions.ok()) {
-      reply.status = transport::ReplyStatus::kError;
-      reply.message = predictions.status().message();
-      return transport::EncodeReply(reply);
-    }
-    it = memo_.emplace(std::move(key), cloud::TopScores((*predictions)[0], kTopK)).first;
-  }
-  reply.status = transport::ReplyStatus::kOk;
-  reply.top = it->second;
-  reply.class_id = reply.top.empty() ? -1 : reply.top.front().class_id;
-  reply.queue_us = queue_us;
-  reply.tail_us = tail_us;
-  reply.batch_size = 1;
-  return transport::EncodeReply(reply);
+  server_free_us_ = start_us + cloud_us;
+  return {transport::EncodeReply(reply), server_free_us_};
 }
 
-SimulatedCloudLink::SimulatedCloudLink(VirtualClock& clock, InProcessCloud& cloud, NetTrace uplink,
-                                       NetTrace downlink, SimLinkOptions options)
+SimulatedCloudLink::SimulatedCloudLink(VirtualClock& clock, InProcessCloud& cloud,
+                                       network::NetTrace uplink, network::NetTrace downlink,
+                                       SimLinkOptions options)
     : clock_(clock),
       cloud_(cloud),
       uplink_(std::move(uplink), options.uplink),
       downlink_(std::move(downlink), options.downlink),
-      options_(options) {}
+      options_(options) {
+  cloud_.Reset();
+}
 
 Status SimulatedCloudLink::Send(std::span<const std::uint8_t> message) {
   const TimeUs now = clock_.NowUs();
@@ -76,16 +62,10 @@ Status SimulatedCloudLink::Send(std::span<const std::uint8_t> message) {
   // learns it only by the missing reply.
   auto at_cloud = uplink_.Send(now, wire);
   if (!at_cloud) return Status::Ok();
-  const TimeUs start = std::max(*at_cloud, server_free_us_);
-  auto request = transport::DecodeRequest(message);
-  const TimeUs expires = request.ok() ? *at_cloud + TimeUs{request->deadline_ms} * 1000 : *at_cloud;
-  const bool expired = request.ok() && start > expires;
-  const TimeUs cloud_us = expired ? 0 : static_cast<TimeUs>(options_.cloud_ms * 1000.0);
-  server_free_us_ = start + cloud_us;
-  auto reply = cloud_.Answer(request, start - *at_cloud, cloud_us, expired);
+  auto [reply, sent_us] = cloud_.Answer(message, *at_cloud);
   const auto reply_wire = static_cast<std::int64_t>(WireBytes(reply.size()));
   downlink_bytes_ += reply_wire;
-  auto at_edge = downlink_.Send(server_free_us_, reply_wire);
+  auto at_edge = downlink_.Send(sent_us, reply_wire);
   if (!at_edge) return Status::Ok();
   replies_.push(InFlight{*at_edge, order_++, std::move(reply)});
   return Status::Ok();

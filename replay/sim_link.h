@@ -4,61 +4,62 @@
 //
 // The cloud is one server taking requests in arrival order; each takes a
 // fixed `cloud_ms` of virtual time (the real tail's wall time would make the
-// replay depend on the machine). As the real cloud, it answers "busy" to a
-// request whose deadline passed while it waited, and an error reply to a bad
-// one. Tail answers are memoised by (rate, payload): the same features give
+// replay depend on the machine). It is the real cloud's TailService: the same
+// checks, admission ("busy" when its backlog would outlast a deadline) and
+// replies. Tail answers are memoised by (rate, payload): the same features give
 // the same answer, and a replay of several policies sends the same frames often.
 //
 // Thread-safety: one thread; the clock is the replay's VirtualClock.
 #pragma once
 
 #include <cstdint>
-#include <map>
 #include <memory>
 #include <queue>
 #include <string>
-#include <unordered_map>
 #include <vector>
 
+#include "cloud/tail_service.h"
 #include "core/clock.h"
-#include "replay/link_model.h"
-#include "splitnet/feature_codec.h"
-#include "splitnet/split_model.h"
+#include "network/link_model.h"
 #include "transport/cloud_link.h"
-#include "transport/protocol.h"
 
 namespace deepcut::replay {
 
-// The real tail behind a function call.
+// The cloud's own TailService and a TailWorker, behind a function call: one
+// server in virtual time, answering exactly as deepcut-cloud would.
 class InProcessCloud {
  public:
-  static Result<std::unique_ptr<InProcessCloud>> Create(const splitnet::Manifest& manifest);
-  // The reply to one request message (as decoded, or the decoder's error), as
-  // the real cloud would send it, with `queue_us` and `tail_us` as its timings.
-  std::vector<std::uint8_t> Answer(const Result<transport::Request>& request, TimeUs queue_us,
-                                   TimeUs tail_us, bool expired);
-  std::int64_t tail_runs() const { return tail_runs_; }
+  // `cloud_ms`: virtual time the server spends per request.
+  static Result<std::unique_ptr<InProcessCloud>> Create(const splitnet::Manifest& manifest,
+                                                        double cloud_ms);
+  // The reply to one message that reached the cloud at `arrived_us`, and when
+  // the cloud sends it.
+  std::pair<std::vector<std::uint8_t>, TimeUs> Answer(std::span<const std::uint8_t> message,
+                                                      TimeUs arrived_us);
+  // Forgets the server's backlog (a new replay run).
+  void Reset() { server_free_us_ = 0; }
+  std::int64_t tail_runs() const { return worker_->tail_runs(); }
 
  private:
-  InProcessCloud(const splitnet::Manifest& manifest, std::unique_ptr<splitnet::SplitModel> model)
-      : manifest_(manifest), model_(std::move(model)) {}
-  const splitnet::Manifest& manifest_;
-  std::unique_ptr<splitnet::SplitModel> model_;
-  splitnet::FeatureCodec codec_;
-  std::unordered_map<std::string, std::vector<transport::ScoredClass>> memo_;
-  std::int64_t tail_runs_ = 0;
+  InProcessCloud(const splitnet::Manifest& manifest, std::unique_ptr<cloud::TailWorker> worker,
+                 double cloud_ms)
+      : service_(manifest, {}), worker_(std::move(worker)), cloud_us_(cloud_ms * 1000.0) {}
+  cloud::TailService service_;
+  std::unique_ptr<cloud::TailWorker> worker_;
+  double cloud_us_;
+  TimeUs server_free_us_ = 0;
 };
 
 struct SimLinkOptions {
   double cloud_ms = 2.0;  // virtual time the cloud spends per request
-  LinkOptions uplink;
-  LinkOptions downlink;
+  network::LinkOptions uplink;
+  network::LinkOptions downlink;
 };
 
 class SimulatedCloudLink final : public transport::CloudLink {
  public:
-  SimulatedCloudLink(VirtualClock& clock, InProcessCloud& cloud, NetTrace uplink, NetTrace downlink,
-                     SimLinkOptions options);
+  SimulatedCloudLink(VirtualClock& clock, InProcessCloud& cloud, network::NetTrace uplink,
+                     network::NetTrace downlink, SimLinkOptions options);
   Status Send(std::span<const std::uint8_t> message) override;
   std::optional<std::vector<std::uint8_t>> Receive(TimeUs until_us) override;
   void Reconnect() override;
@@ -81,9 +82,8 @@ class SimulatedCloudLink final : public transport::CloudLink {
   };
   VirtualClock& clock_;
   InProcessCloud& cloud_;
-  LinkModel uplink_, downlink_;
+  network::LinkModel uplink_, downlink_;
   SimLinkOptions options_;
-  TimeUs server_free_us_ = 0;
   std::uint64_t order_ = 0;
   std::priority_queue<InFlight, std::vector<InFlight>, std::greater<>> replies_;
   std::int64_t uplink_bytes_ = 0, downlink_bytes_ = 0;

@@ -166,8 +166,4 @@ Result<std::unique_ptr<OffloadPolicy>> MakePolicy(const PolicyOptions& options);
 std::unique_ptr<OffloadPolicy> MakePlanPolicy(std::vector<int> plan, const SceneDetector& scene,
                                               const ModelFacts& model);
 
-// "200k", "1.5M", "2G", "64000", optionally followed by "bps" or "bit/s":
-// bits per second. Refuses anything else with a message naming the text.
-Result<double> ParseBitRate(const std::string& text);
-
 }  // namespace deepcut::scheduler

@@ -9,7 +9,7 @@ mode="${1:-run}"
 
 run_packages=(
   build-essential cmake pkg-config git
-  cppzmq-dev libzmq3-dev libmsgpack-cxx-dev libeigen3-dev libopencv-dev libzstd-dev
+  cppzmq-dev libzmq3-dev libmsgpack-cxx-dev libopencv-dev libzstd-dev
   libspdlog-dev libcli11-dev nlohmann-json3-dev zlib1g-dev libbenchmark-dev
   libgtest-dev libgmock-dev
   dataset-fashion-mnist python3 python3-matplotlib

@@ -73,8 +73,12 @@ Result<std::filesystem::path> GetFile(const json& files, const std::filesystem::
     return InvalidArgument("files." + std::string(key) +
                            " must be a plain file name inside the package");
   auto path = dir / name;
-  if (!std::filesystem::is_regular_file(path))
-    return NotFound("files." + std::string(key) + ": " + path.string() + " does not exist");
+  // The error_code overload: a name the file system refuses (too long, say)
+  // is a bad manifest, not an exception.
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(path, ec))
+    return NotFound("files." + std::string(key) + ": " + path.string() +
+                    (ec ? " cannot be opened: " + ec.message() : " does not exist"));
   return path;
 }
 

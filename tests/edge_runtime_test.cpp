@@ -80,8 +80,8 @@ class EdgeRuntimeTest : public ::testing::Test {
     ASSERT_TRUE(model.ok()) << model.status().ToString();
     model_ = std::move(model).value();
   }
-  SourceFrame Frame(std::int64_t index, int label = 3) {
-    SourceFrame f;
+  trace::SourceFrame Frame(std::int64_t index, int label = 3) {
+    trace::SourceFrame f;
     f.index = index;
     f.label = label;
     f.image = cv::Mat(28, 28, CV_8UC1, cv::Scalar(static_cast<double>(index * 37 % 255)));

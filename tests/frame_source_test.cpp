@@ -1,4 +1,4 @@
-#include "edge/frame_source.h"
+#include "trace/frame_source.h"
 
 #include <gtest/gtest.h>
 #include <zlib.h>
@@ -7,7 +7,7 @@
 #include <fstream>
 #include <opencv2/imgcodecs.hpp>
 
-namespace deepcut::edge {
+namespace deepcut::trace {
 namespace {
 
 namespace fs = std::filesystem;
@@ -117,4 +117,4 @@ TEST_F(FrameSourceTest, ReadsARealVideoWhenOpencvDocIsInstalled) {
 }
 
 }  // namespace
-}  // namespace deepcut::edge
+}  // namespace deepcut::trace

@@ -13,8 +13,8 @@
 #include <opencv2/imgcodecs.hpp>
 #include <random>
 
-#include "edge/frame_source.h"
 #include "trace/fashion_mnist.h"
+#include "trace/frame_source.h"
 #include "trace/scene_maker.h"
 #include "trace/trace_stats.h"
 
@@ -560,7 +560,7 @@ TEST_F(FrameTraceTest, EdgeTraceSourceYieldsFramesLabelsAndCaptureOffsets) {
     }
     ASSERT_TRUE((*w)->Finish().ok());
   }
-  auto source = edge::OpenSource({.spec = "trace:" + path});
+  auto source = trace::OpenSource({.spec = "trace:" + path});
   ASSERT_TRUE(source.ok()) << source.status().ToString();
   EXPECT_FALSE((*source)->IsLive());
   EXPECT_EQ((*source)->Remaining(), 40);
@@ -576,12 +576,12 @@ TEST_F(FrameTraceTest, EdgeTraceSourceYieldsFramesLabelsAndCaptureOffsets) {
   ASSERT_TRUE(end.ok());
   EXPECT_FALSE(end->has_value());
 
-  auto missing = edge::OpenSource({.spec = "trace:" + Path("missing.dcft")});
+  auto missing = trace::OpenSource({.spec = "trace:" + Path("missing.dcft")});
   ASSERT_FALSE(missing.ok());
   EXPECT_NE(missing.status().message().find("missing.dcft"), std::string::npos);
   // Other sources do not know capture offsets.
   cv::imwrite(Path("a.png"), RandomImage(4, 4, CV_8UC1, 1));
-  auto images = edge::OpenSource({.spec = "images:" + dir_.string()});
+  auto images = trace::OpenSource({.spec = "images:" + dir_.string()});
   ASSERT_TRUE(images.ok());
   auto image = (*images)->Next();
   ASSERT_TRUE(image.ok() && image->has_value());

@@ -1,6 +1,6 @@
 // The link emulator with real ZeroMQ sockets in one process: replies find
 // their edge, and the drop-tail queue loses what does not fit. (Its timing
-// follows replay::LinkModel, which replay_test checks in virtual time; nothing
+// follows network::LinkModel, which replay_test checks in virtual time; nothing
 // here asserts how long anything took.)
 #include "netem/link_emulator.h"
 
@@ -68,8 +68,8 @@ TEST(LinkEmulatorTest, RepliesReachTheEdgeThatAsked) {
   EchoCloud cloud;
   RealClock clock;
   Running r;
-  auto up = replay::FixedRate(10e6);
-  auto down = replay::FixedRate(10e6);
+  auto up = network::FixedRate(10e6);
+  auto down = network::FixedRate(10e6);
   ASSERT_TRUE(up.ok() && down.ok());
   LinkEmulatorOptions options{.listen = "tcp://127.0.0.1:*", .connect = cloud.endpoint()};
   options.uplink.delay_ms = options.downlink.delay_ms = 1;
@@ -106,8 +106,8 @@ TEST(LinkEmulatorTest, TheDropTailQueueLosesWhatDoesNotFit) {
   Running r;
   // The first delivery opportunity comes 1.5 s after the first message, so
   // the second and third find the one-packet queue still holding the first.
-  auto up = replay::ParseMahimahi("1500\n3000\n", "test");
-  auto down = replay::FixedRate(10e6);
+  auto up = network::ParseMahimahi("1500\n3000\n", "test");
+  auto down = network::FixedRate(10e6);
   ASSERT_TRUE(up.ok() && down.ok());
   LinkEmulatorOptions options{.listen = "tcp://127.0.0.1:*", .connect = cloud.endpoint()};
   options.uplink.queue_bytes = 1500;
@@ -133,7 +133,7 @@ TEST(LinkEmulatorTest, TheDropTailQueueLosesWhatDoesNotFit) {
 
 TEST(LinkEmulatorTest, RefusesBadOptions) {
   RealClock clock;
-  auto up = replay::FixedRate(1e6);
+  auto up = network::FixedRate(1e6);
   ASSERT_TRUE(up.ok());
   LinkEmulatorOptions bad_listen{.listen = "nonsense://x"};
   auto a = LinkEmulator::Create(bad_listen, *up, *up, clock);

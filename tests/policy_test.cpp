@@ -1,6 +1,7 @@
 // The offload policies as pure functions of their context, in virtual time:
 // what each one offloads, how it answers the rest, how it keeps the budget.
 #include "scheduler/policy.h"
+#include "core/units.h"
 
 #include "scheduler/oracle.h"
 

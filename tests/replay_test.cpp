@@ -6,10 +6,10 @@
 #include <filesystem>
 #include <fstream>
 
-#include "replay/link_model.h"
-#include "replay/net_trace.h"
+#include "network/link_model.h"
+#include "network/net_trace.h"
 
-namespace deepcut::replay {
+namespace deepcut::network {
 namespace {
 
 TEST(NetTrace, ParsesAndLoops) {
@@ -132,4 +132,4 @@ TEST(LinkModel, ThroughputMatchesTheTrace) {
 }
 
 }  // namespace
-}  // namespace deepcut::replay
+}  // namespace deepcut::network

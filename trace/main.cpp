@@ -18,8 +18,8 @@
 
 #include "cli/cli.h"
 #include "core/clock.h"
-#include "edge/frame_source.h"
 #include "trace/fashion_mnist.h"
+#include "trace/frame_source.h"
 #include "trace/frame_trace.h"
 #include "trace/scene_maker.h"
 #include "trace/trace_stats.h"
@@ -45,7 +45,7 @@ struct MakeOptions {
 };
 
 struct RecordOptions {
-  edge::SourceOptions source;
+  trace::SourceOptions source;
   std::string out;
   std::int64_t frames = -1;  // -1: the whole source (required for live sources)
   double fps = 10.0;         // capture time k / fps for file sources
@@ -154,7 +154,7 @@ int Make(const MakeOptions& o) {
 }
 
 int Record(const RecordOptions& o) {
-  auto source = edge::OpenSource(o.source);
+  auto source = trace::OpenSource(o.source);
   if (!source.ok()) {
     spdlog::error("--source: {}", source.status().message());
     return kExitBadInput;
@@ -211,7 +211,7 @@ int Record(const RecordOptions& o) {
     }
     failures_in_a_row = 0;
     if (!next->has_value()) break;
-    const edge::SourceFrame& f = **next;
+    const trace::SourceFrame& f = **next;
     const TimeUs now_us = clock.NowUs();
     if (start_us < 0) start_us = now_us;
     TimeUs capture_us;

@@ -50,6 +50,9 @@ def test(env):
         (["--source", "fashion-mnist:test", "--budget", "-3k"], "--budget"),
         (["--source", "fashion-mnist:test", "--policy", "oracle"], "deepcut-replay"),
         (["--source", "trace:/nonexistent.dctrace"], "nonexistent"),
+        # A path the file system refuses (too long) is an error, not an exception.
+        (["--source", "video:/" + "x" * 300], "video file"),
+        (["--source", "trace:/" + "x" * 300], "x" * 20),
         (["--source", "fashion-mnist:test", "--control", "bogus://ctl"], "--control"),
     ]
     for extra, mention in cases:

@@ -1,13 +1,13 @@
-#include "replay/net_trace.h"
+#include "network/net_trace.h"
 
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
 
-#include "scheduler/policy.h"
+#include "core/units.h"
 
-namespace deepcut::replay {
+namespace deepcut::network {
 
 // A real trace lasts minutes; this bounds a hostile file's memory.
 constexpr std::size_t kMaxOpportunities = 50'000'000;
@@ -94,10 +94,10 @@ Result<NetTrace> FixedRate(double bps) {
 Result<NetTrace> OpenLink(const std::string& spec) {
   std::error_code ec;
   if (std::filesystem::is_regular_file(spec, ec)) return LoadMahimahi(spec);
-  auto rate = scheduler::ParseBitRate(spec);
+  auto rate = ParseBitRate(spec);
   if (!rate.ok())
     return InvalidArgument("'" + spec + "' is neither a mahimahi trace file nor a bit rate");
   return FixedRate(*rate);
 }
 
-}  // namespace deepcut::replay
+}  // namespace deepcut::network

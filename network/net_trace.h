@@ -16,7 +16,7 @@
 #include "core/clock.h"
 #include "core/status.h"
 
-namespace deepcut::replay {
+namespace deepcut::network {
 
 inline constexpr std::int64_t kPacketBytes = 1500;
 
@@ -40,9 +40,9 @@ Result<NetTrace> LoadMahimahi(const std::string& path);
 Result<NetTrace> ParseMahimahi(const std::string& text, const std::string& name);
 // Evenly spaced opportunities at `bps` (> 0).
 Result<NetTrace> FixedRate(double bps);
-// "FILE" (a mahimahi trace) or a rate like "2M" (see scheduler::ParseBitRate
+// "FILE" (a mahimahi trace) or a rate like "2M" (see ParseBitRate
 // for the suffixes): whichever `spec` is. A spec that is neither an existing
 // file nor a rate is refused.
 Result<NetTrace> OpenLink(const std::string& spec);
 
-}  // namespace deepcut::replay
+}  // namespace deepcut::network

@@ -1,8 +1,8 @@
-#include "replay/link_model.h"
+#include "network/link_model.h"
 
 #include <algorithm>
 
-namespace deepcut::replay {
+namespace deepcut::network {
 
 LinkModel::LinkModel(NetTrace trace, LinkOptions options)
     : trace_(std::move(trace)), options_(options) {}
@@ -45,4 +45,4 @@ std::optional<TimeUs> LinkModel::Send(TimeUs now_us, std::int64_t bytes) {
   return delivered + static_cast<TimeUs>(options_.delay_ms * 1000.0);
 }
 
-}  // namespace deepcut::replay
+}  // namespace deepcut::network

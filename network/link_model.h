@@ -14,9 +14,9 @@
 #include <optional>
 
 #include "core/clock.h"
-#include "replay/net_trace.h"
+#include "network/net_trace.h"
 
-namespace deepcut::replay {
+namespace deepcut::network {
 
 struct LinkOptions {
   double delay_ms = 20.0;              // one-way propagation delay
@@ -44,4 +44,4 @@ class LinkModel {
   std::int64_t dropped_ = 0;
 };
 
-}  // namespace deepcut::replay
+}  // namespace deepcut::network

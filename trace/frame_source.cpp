@@ -1,4 +1,4 @@
-#include "edge/frame_source.h"
+#include "trace/frame_source.h"
 
 #include <algorithm>
 #include <filesystem>
@@ -7,7 +7,7 @@
 
 #include "trace/frame_trace.h"
 
-namespace deepcut::edge {
+namespace deepcut::trace {
 namespace {
 
 class FashionMnistSource final : public FrameSource {
@@ -137,7 +137,7 @@ Result<std::unique_ptr<FrameSource>> OpenSource(const SourceOptions& options) {
     for (const auto& e : std::filesystem::directory_iterator(arg, ec)) {
       std::string ext = e.path().extension().string();
       std::transform(ext.begin(), ext.end(), ext.begin(), ::tolower);
-      if (e.is_regular_file() && std::find(kExts.begin(), kExts.end(), ext) != kExts.end())
+      if (e.is_regular_file(ec) && std::find(kExts.begin(), kExts.end(), ext) != kExts.end())
         files.push_back(e.path());
     }
     if (files.empty()) return NotFound("image folder " + arg + " holds no image files");
@@ -148,8 +148,9 @@ Result<std::unique_ptr<FrameSource>> OpenSource(const SourceOptions& options) {
     cv::VideoCapture capture;
     try {
       if (kind == "video") {
-        if (!std::filesystem::is_regular_file(arg))
-          return NotFound("video file " + arg + " does not exist");
+        std::error_code ec;
+        if (!std::filesystem::is_regular_file(arg, ec))
+          return NotFound("video file " + arg + (ec ? ": " + ec.message() : " does not exist"));
         capture.open(arg);
       } else {
         size_t used = 0;
@@ -172,4 +173,4 @@ Result<std::unique_ptr<FrameSource>> OpenSource(const SourceOptions& options) {
                          "' (known: fashion-mnist, images, video, camera, trace)");
 }
 
-}  // namespace deepcut::edge
+}  // namespace deepcut::trace

@@ -18,7 +18,7 @@
 #include "core/status.h"
 #include "trace/fashion_mnist.h"
 
-namespace deepcut::edge {
+namespace deepcut::trace {
 
 struct SourceFrame {
   std::int64_t index = 0;  // position in the source, from 0
@@ -51,4 +51,4 @@ Result<std::unique_ptr<FrameSource>> OpenSource(const SourceOptions& options);
 using trace::IdxData;
 using trace::ReadIdx;
 
-}  // namespace deepcut::edge
+}  // namespace deepcut::trace
