@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <cmath>
+#include <csignal>
 #include <cstdio>
 
 #include "core/files.h"
@@ -66,6 +67,54 @@ void AddLogLevel(CLI::App& app, std::string& level) {
 void SetUpLogging(const std::string& tool, const std::string& level) {
   spdlog::set_level(spdlog::level::from_str(level));
   spdlog::set_pattern("[%H:%M:%S.%e] [" + tool + "] [%l] %v");
+}
+
+std::string ExitCodesFooter(std::initializer_list<int> codes) {
+  std::string text = "Exit codes: 0 ok";
+  for (int code : codes) {
+    text += ", " + std::to_string(code) + " ";
+    switch (code) {
+      case kExitRefused:
+        text += "the peer refused the command";
+        break;
+      case kExitBadOption:
+        text += "bad option";
+        break;
+      case kExitBadModel:
+        text += "bad model package";
+        break;
+      case kExitBadInput:
+        text += "bad source, trace or dataset";
+        break;
+      case kExitFailed:
+        text += "the run failed";
+        break;
+      case kExitInterrupted:
+        text += "interrupted";
+        break;
+      default:
+        text += "?";
+        break;
+    }
+  }
+  return text + ".";
+}
+
+int Finish(const Outcome& outcome) {
+  if (!outcome) return kExitOk;
+  spdlog::error("{}", outcome->status.message());
+  return outcome->exit_code;
+}
+
+namespace {
+std::atomic<bool> g_stop{false};
+void OnSignal(int) { g_stop = true; }
+}  // namespace
+
+const std::atomic<bool>& StopOnSignals() {
+  std::signal(SIGINT, OnSignal);
+  std::signal(SIGTERM, OnSignal);
+  return g_stop;
 }
 
 int Parse(CLI::App& app, int argc, char** argv) {

@@ -13,11 +13,16 @@
 #pragma once
 
 #include <CLI/CLI.hpp>
+#include <atomic>
+#include <initializer_list>
+#include <optional>
 #include <string>
+
+#include "core/status.h"
 
 namespace deepcut::cli {
 
-// Exit codes, the same in every tool.
+// Exit codes, the same in every tool (the README's table is this one).
 inline constexpr int kExitOk = 0;
 inline constexpr int kExitRefused = 1;    // the peer answered, and said no (deepcut-ctl)
 inline constexpr int kExitBadOption = 2;  // an option, or a file an option names, is wrong
@@ -25,6 +30,25 @@ inline constexpr int kExitBadModel = 3;   // the model package is missing or mal
 inline constexpr int kExitBadInput = 4;   // a source, trace or dataset is unreadable or malformed
 inline constexpr int kExitFailed = 5;     // the run itself failed (I/O, an unreachable peer)
 inline constexpr int kExitInterrupted = 130;
+
+// "Exit codes: 0 ok, 2 bad option, ...": the footer of a tool's --help, for
+// the codes it can return, worded from the one table.
+std::string ExitCodesFooter(std::initializer_list<int> codes);
+
+// Why a tool's run failed: its exit code and the error. A tool's library entry
+// point returns one of these (or nothing: it went well), its main.cpp hands it
+// to Finish.
+struct Failure {
+  int exit_code = kExitFailed;
+  Status status;
+};
+using Outcome = std::optional<Failure>;
+inline Failure Fail(int exit_code, Status status) { return {exit_code, std::move(status)}; }
+// Logs the failure (with `what` before it, e.g. "--source") and returns its code, or 0.
+int Finish(const Outcome& outcome);
+
+// SIGINT and SIGTERM set the flag returned (and do nothing else).
+const std::atomic<bool>& StopOnSignals();
 
 // Numeric checks; the message says what is allowed and what was given.
 CLI::Validator Positive();     // > 0

@@ -9,18 +9,7 @@
 #include <sstream>
 
 namespace deepcut::edge {
-namespace {
-
-double Percentile(std::vector<std::int64_t> v, double p) {
-  if (v.empty()) return 0.0;
-  std::sort(v.begin(), v.end());
-  // Nearest-rank percentile.
-  size_t rank = static_cast<size_t>(std::ceil(p / 100.0 * static_cast<double>(v.size())));
-  rank = std::clamp<size_t>(rank, 1, v.size());
-  return static_cast<double>(v[rank - 1]);
-}
-
-}  // namespace
+namespace {}  // namespace
 
 AnswerLog::AnswerLog(AnswerLogOptions options, std::vector<std::string> class_names)
     : options_(std::move(options)), class_names_(std::move(class_names)) {}
@@ -46,21 +35,7 @@ Result<std::unique_ptr<AnswerLog>> AnswerLog::Create(AnswerLogOptions options,
 }
 
 void AnswerLog::Record(const Answer& a) {
-  if (seen_[a.frame_id]++ > 0) ++duplicates_;
-  latencies_us_.push_back(a.LatencyUs());
-  if (a.label >= 0) {
-    ++labelled_;
-    correct_ += a.Correct();
-  }
-  uplink_bytes_ += a.uplink_bytes;
-  if (a.offloaded) {
-    ++offloaded_;
-    rates_[a.rate]++;
-    if (a.route == Route::kCloud && a.answer_us <= a.deadline_us) ++cloud_in_time_;
-  }
-  if (a.answer_us <= a.deadline_us) ++on_time_;
-  routes_[RouteName(a.route)]++;
-  reasons_[ReasonName(a.reason)]++;
+  summary_.Add(a);
   if (jsonl_.is_open()) {
     nlohmann::json j{
         {"frame", a.frame_id},
@@ -83,23 +58,25 @@ void AnswerLog::Record(const Answer& a) {
 }
 
 void AnswerLog::DrawProgress(bool final) {
-  const std::int64_t n = answered();
+  const RunSummary& c = summary_.counts();
+  const std::int64_t n = c.frames;
   // Redraw at most ~200 times per run.
   const std::int64_t step = std::max<std::int64_t>(1, options_.expected_frames / 200);
   if (!final && last_drawn_ >= 0 && n - last_drawn_ < step) return;
   last_drawn_ = n;
-  const double acc = labelled_ ? 100.0 * correct_ / labelled_ : 0.0;
-  const double kb = uplink_bytes_ / 1000.0;
+  const double acc = 100.0 * c.Accuracy();
+  const double kb = c.uplink_bytes / 1000.0;
+  const long long offloaded = c.offloaded;
   if (options_.expected_frames > 0) {
     const int width = 30;
     const double frac = std::min(1.0, double(n) / options_.expected_frames);
     std::string bar(static_cast<size_t>(frac * width), '#');
     bar.resize(width, '.');
     std::fprintf(stderr, "\r[%s] %lld/%lld  acc %.2f%%  uplink %.1f kB  offload %lld", bar.c_str(),
-                 (long long)n, (long long)options_.expected_frames, acc, kb, (long long)offloaded_);
+                 (long long)n, (long long)options_.expected_frames, acc, kb, offloaded);
   } else {
     std::fprintf(stderr, "\r%lld frames  acc %.2f%%  uplink %.1f kB  offload %lld", (long long)n,
-                 acc, kb, (long long)offloaded_);
+                 acc, kb, offloaded);
   }
   if (final) std::fputc('\n', stderr);
   std::fflush(stderr);
@@ -107,30 +84,10 @@ void AnswerLog::DrawProgress(bool final) {
 
 nlohmann::json AnswerLog::Summary(std::int64_t frames_in, double wall_seconds,
                                   const nlohmann::json& extra) const {
-  const std::int64_t n = answered();
-  auto ms = [&](double p) { return Percentile(latencies_us_, p) / 1000.0; };
-  nlohmann::json s{
-      {"frames", frames_in},
-      {"answered", n},
-      {"duplicate_answers", duplicates_},
-      {"labelled", labelled_},
-      {"accuracy", labelled_ ? nlohmann::json(double(correct_) / labelled_) : nlohmann::json()},
-      {"uplink_bytes", uplink_bytes_},
-      {"uplink_bytes_per_frame", n ? double(uplink_bytes_) / n : 0.0},
-      {"uplink_bytes_per_offload", offloaded_ ? double(uplink_bytes_) / offloaded_ : 0.0},
-      {"uplink_bps", wall_seconds > 0 ? 8.0 * uplink_bytes_ / wall_seconds : 0.0},
-      {"offloaded", offloaded_},
-      {"offload_fraction", n ? double(offloaded_) / n : 0.0},
-      {"latency_ms", {{"p50", ms(50)}, {"p95", ms(95)}, {"p99", ms(99)}, {"max", ms(100)}}},
-      {"deadline_hit_ratio",
-       offloaded_ ? nlohmann::json(double(cloud_in_time_) / offloaded_) : nlohmann::json()},
-      {"on_time_ratio", n ? double(on_time_) / n : 0.0},
-      {"routes", routes_},
-      {"reasons", reasons_},
-      {"rates", rates_},
-      {"wall_seconds", wall_seconds},
-      {"frames_per_second", wall_seconds > 0 ? n / wall_seconds : 0.0},
-  };
+  nlohmann::json s = summary_.Build().ToJson();
+  s["frames"] = frames_in;
+  s["wall_seconds"] = wall_seconds;
+  s["frames_per_second"] = wall_seconds > 0 ? answered() / wall_seconds : 0.0;
   for (const auto& [k, v] : extra.items()) s[k] = v;
   return s;
 }
@@ -178,7 +135,7 @@ std::string AnswerLog::SummaryTable(const nlohmann::json& s) {
                                 : num(100.0 * s["deadline_hit_ratio"].get<double>(), "%.1f %%"));
   std::string routes;
   for (const auto& [k, v] : s["routes"].items())
-    routes += k + " " + std::to_string(v.get<long long>()) + "  ";
+    if (v.get<long long>() > 0) routes += k + " " + std::to_string(v.get<long long>()) + "  ";
   row("routes", routes);
   std::string reasons;
   for (const auto& [k, v] : s["reasons"].items())

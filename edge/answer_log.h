@@ -1,5 +1,5 @@
-// Records every Answer: one JSON line per frame, running totals, a progress
-// bar on a terminal, and the run's summary (JSON and a readable table).
+// Records every Answer: one JSON line per frame, a progress bar on a terminal,
+// and the run's summary (core/run_summary.h, JSON and a readable table).
 //
 // The per-frame file is written to FILE.tmp and renamed over FILE by Finish(),
 // so a failed run leaves no partial output.
@@ -17,6 +17,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/answer.h"
+#include "core/run_summary.h"
 #include "core/status.h"
 
 namespace deepcut::edge {
@@ -35,12 +36,14 @@ class AnswerLog {
   ~AnswerLog();
 
   void Record(const Answer& answer);
-  std::int64_t answered() const { return static_cast<std::int64_t>(latencies_us_.size()); }
-  std::int64_t uplink_bytes() const { return uplink_bytes_; }
+  std::int64_t answered() const { return summary_.counts().frames; }
+  std::int64_t uplink_bytes() const { return summary_.counts().uplink_bytes; }
   // Duplicate answers for one frame id (must stay 0).
-  std::int64_t duplicates() const { return duplicates_; }
+  std::int64_t duplicates() const { return summary_.counts().duplicate_answers; }
 
-  // Builds the summary; `extra` fields (run settings, counters) are merged in.
+  // The run's summary (RunSummary::ToJson) with "frames" = `frames_in` (frames
+  // handed to the runtime), the wall time, and `extra` fields (run settings,
+  // counters) merged in.
   nlohmann::json Summary(std::int64_t frames_in, double wall_seconds,
                          const nlohmann::json& extra) const;
   // Closes the bar, writes the files (atomically), returns the first error.
@@ -55,13 +58,7 @@ class AnswerLog {
   std::vector<std::string> class_names_;
   std::ofstream jsonl_;
   std::string jsonl_tmp_;
-  std::vector<std::int64_t> latencies_us_;
-  std::map<std::int64_t, int> seen_;  // frame id -> answers (to catch duplicates)
-  std::int64_t duplicates_ = 0;
-  std::int64_t labelled_ = 0, correct_ = 0;
-  std::int64_t uplink_bytes_ = 0, offloaded_ = 0, cloud_in_time_ = 0;
-  std::int64_t on_time_ = 0;
-  std::map<std::string, std::int64_t> routes_, reasons_, rates_;
+  RunSummaryBuilder summary_;
   std::int64_t last_drawn_ = -1;
 };
 

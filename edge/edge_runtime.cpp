@@ -21,6 +21,19 @@ transport::Request OffloadRequest(const splitnet::Manifest& m, int rate_index,
   return request;
 }
 
+Result<std::vector<OffloadAtRate>> CodeEveryRate(
+    const splitnet::Manifest& m, splitnet::FeatureCodec& codec, std::span<const float> features,
+    std::uint32_t deadline_ms, const std::function<std::size_t(std::size_t)>& wire_bytes) {
+  std::vector<OffloadAtRate> out;
+  for (size_t r = 0; r < m.rates.size(); ++r) {
+    ASSIGN_OR_RETURN(auto encoded, codec.Encode(features, m.bottleneck, m.rates[r]));
+    const auto request = OffloadRequest(m, static_cast<int>(r), encoded, deadline_ms);
+    const auto bytes = wire_bytes(transport::EncodeRequest(request).size());
+    out.push_back({std::move(encoded), static_cast<std::int64_t>(bytes)});
+  }
+  return out;
+}
+
 scheduler::ModelFacts ModelFactsOf(const splitnet::Manifest& m) {
   return scheduler::ModelFacts{.value_min = m.bottleneck.min,
                                .value_max = m.bottleneck.max,
@@ -50,16 +63,24 @@ EdgeRuntime::EdgeRuntime(EdgeOptions options, splitnet::SplitModel& model,
 // frame is coded at every rate once to learn them; afterwards each send
 // updates its rate's average.
 Status EdgeRuntime::MeasureRates(std::span<const float> features) {
-  const auto& m = model_.manifest();
-  for (size_t r = 0; r < m.rates.size(); ++r) {
-    ASSIGN_OR_RETURN(auto encoded, codec_.Encode(features, m.bottleneck, m.rates[r]));
-    const auto probe = OffloadRequest(m, static_cast<int>(r), std::move(encoded),
-                                      static_cast<std::uint32_t>(options_.deadline_ms));
-    rates_[r].wire_bytes =
-        static_cast<double>(link_.WireBytes(transport::EncodeRequest(probe).size()));
-  }
+  ASSIGN_OR_RETURN(auto offloads, CodeEveryRate(model_.manifest(), codec_, features,
+                                                static_cast<std::uint32_t>(options_.deadline_ms),
+                                                [&](std::size_t n) { return link_.WireBytes(n); }));
+  for (size_t r = 0; r < offloads.size(); ++r)
+    rates_[r].wire_bytes = static_cast<double>(offloads[r].wire_bytes);
   rates_measured_ = true;
   return Status::Ok();
+}
+
+Result<std::unique_ptr<EdgeRuntime>> EdgeRuntime::Create(EdgeOptions options,
+                                                         splitnet::SplitModel& model,
+                                                         scheduler::OffloadPolicy& policy,
+                                                         transport::CloudLink& link, Clock& clock,
+                                                         AnswerCallback on_answer) {
+  std::unique_ptr<EdgeRuntime> runtime(
+      new EdgeRuntime(std::move(options), model, policy, link, clock, std::move(on_answer)));
+  RETURN_IF_ERROR(runtime->Validate());
+  return runtime;
 }
 
 Status EdgeRuntime::Validate() const {

@@ -22,6 +22,7 @@
 #include <deque>
 #include <functional>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -66,6 +67,19 @@ struct EdgeCounters {
 transport::Request OffloadRequest(const splitnet::Manifest& manifest, int rate_index,
                                   splitnet::EncodedFeatures encoded, std::uint32_t deadline_ms);
 
+// One frame's features coded at one rate, and the bytes that request takes on
+// the wire (`wire_bytes` of the encoded message's size: the link's framing).
+struct OffloadAtRate {
+  splitnet::EncodedFeatures encoded;
+  std::int64_t wire_bytes = 0;
+};
+// `features` at every rate of the model, in the manifest's order: what the
+// runtime learns the rates' costs from, and what the replay's oracle weighs.
+Result<std::vector<OffloadAtRate>> CodeEveryRate(
+    const splitnet::Manifest& manifest, splitnet::FeatureCodec& codec,
+    std::span<const float> features, std::uint32_t deadline_ms,
+    const std::function<std::size_t(std::size_t)>& wire_bytes);
+
 // What the scheduler may know of a model, from its manifest.
 scheduler::ModelFacts ModelFactsOf(const splitnet::Manifest& manifest);
 
@@ -73,11 +87,13 @@ class EdgeRuntime {
  public:
   using AnswerCallback = std::function<void(const Answer&)>;
 
-  EdgeRuntime(EdgeOptions options, splitnet::SplitModel& model, scheduler::OffloadPolicy& policy,
-              transport::CloudLink& link, Clock& clock, AnswerCallback on_answer);
-
-  // Checks the options against the model (e.g. the rate exists).
-  Status Validate() const;
+  // Checks the options against the model (e.g. the rate exists) before anything
+  // runs. The model, policy, link and clock are borrowed: they must outlive it.
+  static Result<std::unique_ptr<EdgeRuntime>> Create(EdgeOptions options,
+                                                     splitnet::SplitModel& model,
+                                                     scheduler::OffloadPolicy& policy,
+                                                     transport::CloudLink& link, Clock& clock,
+                                                     AnswerCallback on_answer);
   // One frame captured at `capture_us`. An error means the model failed on it.
   Status ProcessFrame(const trace::SourceFrame& frame, TimeUs capture_us);
   // Handles replies and deadlines until the clock reaches `until_us`.
@@ -107,6 +123,9 @@ class EdgeRuntime {
     int class_id = -1;
     float confidence = 0.0f;
   };
+  EdgeRuntime(EdgeOptions options, splitnet::SplitModel& model, scheduler::OffloadPolicy& policy,
+              transport::CloudLink& link, Clock& clock, AnswerCallback on_answer);
+  Status Validate() const;
   // Waits for one reply or the next fallback time, whichever is first, but not
   // past `until_us`; returns false if nothing happened before `until_us`.
   bool PumpOnce(TimeUs until_us);

@@ -1,10 +1,18 @@
-// Drives frames from a source through an EdgeRuntime.
+// The run loop: drives frames from a source through an EdgeRuntime, on any
+// Clock. deepcut-edge runs it on the real clock and a ZeroMQ link; the replay
+// on a virtual clock and a simulated link: one loop for both.
 //
-// With fps > 0 frames are captured in real time at that rate (a live camera
-// always is); replies are handled while waiting for the next capture, and an
-// offload is skipped (local answer) when the in-flight window is full. With
-// fps == 0 a file source is read as fast as the pipeline allows (an evaluation
-// run): the driver waits for a free slot in the window instead of skipping.
+// Pacing, one of:
+//  - fps > 0: frames are captured in real time at that rate (a live camera
+//    always is); replies are handled while waiting for the next capture, and an
+//    offload is skipped (local answer) when the in-flight window is full;
+//  - capture_times: each frame is processed at its recorded capture time (a
+//    frame trace; frames without one come at 10 frames/s), measured from the
+//    run's start; in between, replies and deadlines are handled; a full window
+//    is skipped, as in real time (the replay);
+//  - otherwise a file source is read as fast as the pipeline allows (an
+//    evaluation run): the driver waits for a free slot in the window instead of
+//    skipping.
 #pragma once
 
 #include <atomic>
@@ -19,8 +27,13 @@
 namespace deepcut::edge {
 
 struct StreamOptions {
-  double fps = 0.0;              // 0: as fast as the pipeline allows
+  double fps = 0.0;              // > 0: capture at this rate; 0: see capture_times
+  bool capture_times = false;    // pace frames at their recorded capture times
   std::int64_t max_frames = -1;  // -1: the whole source
+  // An unreadable source item is logged and skipped (a camera glitch), unless
+  // this is false: then it ends the run with its error (a corrupt trace in an
+  // evaluation).
+  bool skip_unreadable = true;
 };
 
 struct StreamResult {

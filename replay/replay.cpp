@@ -6,78 +6,16 @@
 #include <cstdio>
 
 #include "edge/edge_runtime.h"
+#include "edge/stream_driver.h"
 #include "scheduler/oracle.h"
 #include "trace/frame_source.h"
 
 namespace deepcut::replay {
 
-namespace {
-
-constexpr TimeUs kDefaultFrameIntervalUs = 100'000;  // traces without capture times: 10 fps
-constexpr double kWindowS = 10.0;
-
-// A frame's capture time from the trace's first frame (`first_us` starts
-// at -1); traces without capture times are taken at 10 fps.
-TimeUs CaptureOffsetUs(const trace::SourceFrame& frame, TimeUs* first_us) {
-  const TimeUs t = frame.capture_offset_us >= 0 ? frame.capture_offset_us
-                                                : frame.index * kDefaultFrameIntervalUs;
-  if (*first_us < 0) *first_us = t;
-  return t - *first_us;
-}
-
-// A trace's length: the capture span plus one mean frame interval.
-double TraceDurationS(TimeUs last_us, std::int64_t frames) {
-  const double interval_s =
-      frames > 1 ? (last_us / 1e6) / (frames - 1) : kDefaultFrameIntervalUs / 1e6;
-  return last_us / 1e6 + interval_s;
-}
-
-double Percentile(std::vector<double> v, double q) {
-  if (v.empty()) return 0.0;
-  std::sort(v.begin(), v.end());
-  const double pos = q * (v.size() - 1);
-  const size_t lo = static_cast<size_t>(pos);
-  const size_t hi = std::min(lo + 1, v.size() - 1);
-  return v[lo] + (v[hi] - v[lo]) * (pos - lo);
-}
-
-// The highest uplink bit/s over any window of kWindowS seconds (sliding over
-// the send times; shorter traces use their whole length).
-double MaxWindowBps(const std::vector<std::pair<TimeUs, std::int64_t>>& sends, double duration_s) {
-  const double window_s = std::min(kWindowS, duration_s);
-  if (window_s <= 0.0) return 0.0;
-  const TimeUs window_us = static_cast<TimeUs>(window_s * 1e6);
-  std::int64_t in_window = 0, best = 0;
-  size_t lo = 0;
-  for (size_t hi = 0; hi < sends.size(); ++hi) {
-    in_window += sends[hi].second;
-    while (sends[hi].first - sends[lo].first >= window_us) in_window -= sends[lo++].second;
-    best = std::max(best, in_window);
-  }
-  return best * 8.0 / window_s;
-}
-
-}  // namespace
-
 nlohmann::json Metrics::ToJson() const {
-  nlohmann::json j{{"frames", frames},
-                   {"labelled_frames", labelled},
-                   {"accuracy", labelled > 0 ? nlohmann::json(accuracy) : nlohmann::json()},
-                   {"uplink_bytes", uplink_bytes},
-                   {"uplink_bps", uplink_bps},
-                   {"max_10s_window_bps", max_window_bps},
-                   {"offload_fraction", offload_fraction},
-                   {"routes", {{"cloud", cloud_in_time}, {"reuse", reused}, {"local", local}}},
-                   {"deadline_hit_ratio", deadline_hit_ratio},
-                   {"answered_by_deadline", answered_by_deadline},
-                   {"duration_s", duration_s},
-                   {"replay_wall_s", wall_s},
-                   {"hindsight", hindsight}};
-  if (!hindsight)
-    j["latency_ms"] = {{"p50", p50_ms}, {"p95", p95_ms}, {"p99", p99_ms}, {"mean", mean_ms}};
-  nlohmann::json r = nlohmann::json::object();
-  for (const auto& [k, v] : reasons) r[k] = v;
-  j["reasons"] = r;
+  nlohmann::json j = summary.ToJson(!hindsight);
+  j["replay_wall_s"] = wall_s;
+  j["hindsight"] = hindsight;
   return j;
 }
 
@@ -121,71 +59,34 @@ Result<Metrics> Replayer::Run(scheduler::OffloadPolicy& policy, std::vector<Answ
   const auto wall_start = std::chrono::steady_clock::now();
   VirtualClock clock(0);
   SimulatedCloudLink link(clock, *cloud_, uplink_, downlink_, options_.link);
-  std::vector<Answer> answers;
-  std::vector<std::pair<TimeUs, std::int64_t>> sends;
+  RunSummaryBuilder summary;
+  if (out) out->clear();
   edge::EdgeOptions eo;
   eo.deadline_ms = options_.deadline_ms;
   eo.guard_ms = options_.guard_ms;
   eo.max_in_flight = options_.max_in_flight;
   eo.rate = options_.rate;
-  edge::EdgeRuntime runtime(eo, *edge_model_, policy, link, clock,
-                            [&](const Answer& a) { answers.push_back(a); });
-  RETURN_IF_ERROR(runtime.Validate());
+  ASSIGN_OR_RETURN(auto runtime, edge::EdgeRuntime::Create(eo, *edge_model_, policy, link, clock,
+                                                           [&](const Answer& a) {
+                                                             summary.Add(a);
+                                                             if (out) out->push_back(a);
+                                                           }));
   ASSIGN_OR_RETURN(auto source, trace::OpenSource({.spec = "trace:" + options_.frames}));
-  TimeUs first_us = -1, last_us = 0;
-  std::int64_t n = 0;
-  while (options_.max_frames < 0 || n < options_.max_frames) {
-    ASSIGN_OR_RETURN(auto next, source->Next());
-    if (!next) break;
-    const TimeUs t = std::max(CaptureOffsetUs(*next, &first_us), clock.NowUs());
-    runtime.PumpUntil(t);
-    const std::int64_t bytes_before = link.uplink_bytes();
-    RETURN_IF_ERROR(runtime.ProcessFrame(*next, t));
-    if (link.uplink_bytes() != bytes_before)
-      sends.emplace_back(clock.NowUs(), link.uplink_bytes() - bytes_before);
-    last_us = t;
-    ++n;
-  }
-  runtime.Drain();
-
+  // The same run loop as deepcut-edge, paced by the trace's capture times.
+  ASSIGN_OR_RETURN(auto run, edge::RunStream(*source, *runtime, clock,
+                                             {.capture_times = true,
+                                              .max_frames = options_.max_frames,
+                                              .skip_unreadable = false},
+                                             nullptr));
   Metrics m;
   m.policy = policy.name();
-  m.frames = n;
-  m.duration_s = TraceDurationS(last_us, n);
-  duration_s_ = m.duration_s;
-  std::vector<double> latencies;
-  std::int64_t by_deadline = 0;
-  for (const Answer& a : answers) {
-    if (a.label >= 0) {
-      ++m.labelled;
-      m.correct += a.Correct();
-    }
-    m.offloaded += a.offloaded;
-    m.cloud_in_time += a.route == Route::kCloud;
-    m.reused += a.route == Route::kReuse;
-    m.local += a.route == Route::kLocal;
-    m.uplink_bytes += a.uplink_bytes;
-    m.reasons[ReasonName(a.reason)]++;
-    latencies.push_back(a.LatencyUs() / 1000.0);
-    by_deadline += a.answer_us <= a.deadline_us;
-  }
-  if (static_cast<std::int64_t>(answers.size()) != n)
-    return Internal("replay lost answers: " + std::to_string(n) + " frames, " +
-                    std::to_string(answers.size()) + " answers");
-  m.accuracy = m.labelled > 0 ? static_cast<double>(m.correct) / m.labelled : 0.0;
-  m.uplink_bps = m.duration_s > 0 ? m.uplink_bytes * 8.0 / m.duration_s : 0.0;
-  m.max_window_bps = MaxWindowBps(sends, m.duration_s);
-  m.offload_fraction = n > 0 ? static_cast<double>(m.offloaded) / n : 0.0;
-  m.deadline_hit_ratio = m.offloaded > 0 ? static_cast<double>(m.cloud_in_time) / m.offloaded : 1.0;
-  m.answered_by_deadline = n > 0 ? static_cast<double>(by_deadline) / n : 1.0;
-  m.p50_ms = Percentile(latencies, 0.50);
-  m.p95_ms = Percentile(latencies, 0.95);
-  m.p99_ms = Percentile(latencies, 0.99);
-  double sum = 0;
-  for (double l : latencies) sum += l;
-  m.mean_ms = latencies.empty() ? 0.0 : sum / latencies.size();
+  m.summary = summary.Build();
+  if (m.summary.frames != run.frames_in || m.summary.duplicate_answers != 0)
+    return Internal("replay lost answers: " + std::to_string(run.frames_in) + " frames, " +
+                    std::to_string(m.summary.frames) + " answers, " +
+                    std::to_string(m.summary.duplicate_answers) + " duplicates");
+  duration_s_ = m.summary.duration_s;
   m.wall_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - wall_start).count();
-  if (out) *out = std::move(answers);
   return m;
 }
 
@@ -203,13 +104,17 @@ Status Replayer::Precompute() {
                                   manifest_, {.head = false, .exit = false, .tail = true}));
   ASSIGN_OR_RETURN(auto source, trace::OpenSource({.spec = "trace:" + options_.frames}));
   splitnet::FeatureCodec codec;
-  TimeUs first_us = -1, last_us = 0;
+  TimeUs first_us = -1;
   std::int64_t n = 0;
   while (options_.max_frames < 0 || n < options_.max_frames) {
     ASSIGN_OR_RETURN(auto next, source->Next());
     if (!next) break;
     FrameFacts f;
-    f.capture_us = CaptureOffsetUs(*next, &first_us);
+    // As RunStream paces them: from the first frame's capture time, 10 fps without.
+    const TimeUs offset_us =
+        next->capture_offset_us >= 0 ? next->capture_offset_us : next->index * 100'000;
+    if (first_us < 0) first_us = offset_us;
+    f.capture_us = offset_us - first_us;
     f.label = next->label;
     ASSIGN_OR_RETURN(auto input, edge_model_->Preprocess(next->image));
     ASSIGN_OR_RETURN(f.features, edge_model_->RunHead(input));
@@ -217,25 +122,27 @@ Status Replayer::Precompute() {
     f.exit_class = exit.class_id;
     f.exit_error = manifest_.ExitErrorRate(exit.confidence);
     std::vector<std::vector<float>> decoded;
-    for (size_t r = 0; r < manifest_.rates.size(); ++r) {
-      const auto& rate = manifest_.rates[r];
-      ASSIGN_OR_RETURN(auto enc, codec.Encode(f.features, manifest_.bottleneck, rate));
-      const auto req = edge::OffloadRequest(manifest_, static_cast<int>(r), enc,
-                                            static_cast<std::uint32_t>(options_.deadline_ms));
-      f.cloud_bytes.push_back(static_cast<std::int64_t>(
-          transport::ZmtpFrameBytes(transport::EncodeRequest(req).size())));
-      ASSIGN_OR_RETURN(auto back,
-                       codec.Decode(enc.coding, enc.payload, manifest_.bottleneck, rate));
+    ASSIGN_OR_RETURN(auto offloads,
+                     edge::CodeEveryRate(manifest_, codec, f.features,
+                                         static_cast<std::uint32_t>(options_.deadline_ms),
+                                         transport::ZmtpFrameBytes));
+    for (size_t r = 0; r < offloads.size(); ++r) {
+      f.cloud_bytes.push_back(offloads[r].wire_bytes);
+      const auto& enc = offloads[r].encoded;
+      ASSIGN_OR_RETURN(auto back, codec.Decode(enc.coding, enc.payload, manifest_.bottleneck,
+                                               manifest_.rates[r]));
       decoded.push_back(std::move(back));
     }
     ASSIGN_OR_RETURN(auto preds, tail->RunTail(decoded));
     for (const auto& p : preds) f.cloud_class.push_back(p.class_id);
-    last_us = f.capture_us;
     facts_.push_back(std::move(f));
     ++n;
   }
   if (facts_.empty()) return InvalidArgument(options_.frames + ": the trace has no frames");
-  duration_s_ = TraceDurationS(last_us, n);
+  RunSummaryBuilder span;
+  for (const FrameFacts& f : facts_)
+    span.Add(Answer{.frame_id = span.counts().frames, .capture_us = f.capture_us});
+  duration_s_ = span.Build().duration_s;
   return Status::Ok();
 }
 
@@ -279,32 +186,33 @@ Result<std::pair<Metrics, std::vector<int>>> Replayer::Oracle(
                                          manifest_.exit_accuracy));
   };
   ASSIGN_OR_RETURN(auto plan, scheduler::SolveOracle(in, byte_budget));
+  // The plan's answers, one per frame, through the same summary as a replay:
+  // offloaded frames get the cloud's answer, the others the fallback rule's.
+  RunSummaryBuilder summary;
+  int last = -1;
+  for (int i = 0; i < n; ++i) {
+    const FrameFacts& f = facts_[i];
+    Answer a{.frame_id = i, .label = f.label, .class_id = f.exit_class};
+    a.capture_us = a.answer_us = a.deadline_us = f.capture_us;
+    if (plan.rate[i] >= 0) {
+      a.route = Route::kCloud;
+      a.class_id = f.cloud_class[plan.rate[i]];
+      a.offloaded = true;
+      a.rate = manifest_.rates[plan.rate[i]].name;
+      a.uplink_bytes = f.cloud_bytes[plan.rate[i]];
+      last = i;
+    } else if (last >= 0 && in.reuse(i, last)) {
+      a.route = Route::kReuse;
+      a.class_id = facts_[last].cloud_class[plan.rate[last]];
+    }
+    summary.Add(a);
+  }
   Metrics m;
   m.policy = "oracle";
   m.hindsight = true;
-  m.frames = n;
-  m.labelled = n;
-  m.correct = plan.correct;
-  m.uplink_bytes = plan.bytes;
-  m.duration_s = duration_s_;
-  m.accuracy = static_cast<double>(plan.correct) / n;
-  m.uplink_bps = plan.bytes * 8.0 / duration_s_;
-  int last = -1;
-  std::vector<std::pair<TimeUs, std::int64_t>> sends;
-  for (int i = 0; i < n; ++i) {
-    if (plan.rate[i] >= 0) {
-      ++m.offloaded;
-      ++m.cloud_in_time;
-      sends.emplace_back(facts_[i].capture_us, facts_[i].cloud_bytes[plan.rate[i]]);
-      last = i;
-    } else if (last >= 0 && in.reuse(i, last)) {
-      ++m.reused;
-    } else {
-      ++m.local;
-    }
-  }
-  m.max_window_bps = MaxWindowBps(sends, m.duration_s);
-  m.offload_fraction = static_cast<double>(m.offloaded) / n;
+  m.summary = summary.Build();
+  if (m.summary.correct != plan.correct || m.summary.uplink_bytes != plan.bytes)
+    return Internal("the oracle's plan does not add up to its own count");
   m.wall_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - wall_start).count();
   return std::make_pair(m, plan.rate);
 }

@@ -20,6 +20,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/answer.h"
+#include "core/run_summary.h"
 #include "core/status.h"
 #include "network/net_trace.h"
 #include "replay/sim_link.h"
@@ -43,22 +44,13 @@ struct ReplayOptions {
   bool progress = false;  // a line per policy on stderr
 };
 
+// One policy's replay: the run's summary (core/run_summary.h, the same
+// metrics as deepcut-edge's --summary) and what only a replay knows.
 struct Metrics {
   std::string policy;
-  std::int64_t frames = 0, labelled = 0, correct = 0;
-  std::int64_t offloaded = 0, cloud_in_time = 0, reused = 0, local = 0;
-  std::int64_t uplink_bytes = 0;
-  double duration_s = 0.0;  // of the trace (capture span + one frame interval)
-  double accuracy = 0.0;
-  double uplink_bps = 0.0;
-  double max_window_bps = 0.0;  // highest uplink bit/s over any 10 s window
-  double offload_fraction = 0.0;
-  double deadline_hit_ratio = 1.0;    // offloaded frames answered by the cloud in time
-  double answered_by_deadline = 1.0;  // all frames answered by their deadline
-  double p50_ms = 0, p95_ms = 0, p99_ms = 0, mean_ms = 0;
+  RunSummary summary;
   double wall_s = 0.0;     // real time the replay took
-  bool hindsight = false;  // the oracle's plan evaluated offline
-  std::map<std::string, std::int64_t> reasons;
+  bool hindsight = false;  // the oracle's plan evaluated offline (no latencies)
   nlohmann::json ToJson() const;
 };
 

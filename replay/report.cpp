@@ -98,21 +98,22 @@ Result<std::string> RunReport(const ReportOptions& o) {
     ASSIGN_OR_RETURN(Metrics m, replayer->Run(*policy));
     m.policy = name;
     if (o.progress)
-      std::cerr << "replay: " << name << ": " << m.frames << " frames, accuracy "
-                << Fixed(100 * m.accuracy, 2) << "%, " << Rate(m.uplink_bps) << "bit/s, "
-                << Fixed(m.duration_s / std::max(m.wall_s, 1e-9), 0) << "x real time\n";
+      std::cerr << "replay: " << name << ": " << m.summary.frames << " frames, accuracy "
+                << Fixed(100 * m.summary.Accuracy(), 2) << "%, " << Rate(m.summary.UplinkBps())
+                << "bit/s, " << Fixed(m.summary.duration_s / std::max(m.wall_s, 1e-9), 0)
+                << "x real time\n";
     if (keep) *keep = std::move(policy);
     return m;
   };
   auto add = [&](const Metrics& m) {
-    rows.push_back(Row{m, m.wall_s > 0 ? m.duration_s / m.wall_s : 0.0});
+    rows.push_back(Row{m, m.wall_s > 0 ? m.summary.duration_s / m.wall_s : 0.0});
   };
   double always_bps = -1.0;
   if (budget_percent > 0 || wants("always")) {
     auto p = replayer->PolicyOptionsFor("always");
     p.budget_bps = 0;
     ASSIGN_OR_RETURN(Metrics m, run("always", p, nullptr));
-    always_bps = m.uplink_bps;
+    always_bps = m.summary.UplinkBps();
     if (wants("always")) add(m);
   }
   if (budget_percent > 0) budget_bps = always_bps * budget_percent / 100.0;
@@ -125,7 +126,7 @@ Result<std::string> RunReport(const ReportOptions& o) {
   double deepcut_offload_fraction = -1.0;
   if (wants("deepcut") || wants("oracle") || wants("random")) {
     ASSIGN_OR_RETURN(Metrics m, run("deepcut", options_for("deepcut"), &deepcut_policy));
-    deepcut_offload_fraction = m.offload_fraction;
+    deepcut_offload_fraction = m.summary.OffloadFraction();
     if (wants("deepcut")) done.push_back(m);
   }
   for (const char* name_text : {"edge-only", "periodic", "random", "confidence", "framediff"}) {
@@ -149,8 +150,8 @@ Result<std::string> RunReport(const ReportOptions& o) {
                                    : std::numeric_limits<std::int64_t>::max() / 4;
     ASSIGN_OR_RETURN(auto solved, replayer->Oracle(byte_budget, *deepcut_policy->scene()));
     if (o.progress)
-      std::cerr << "replay: oracle: accuracy " << Fixed(100 * solved.first.accuracy, 2) << "%, "
-                << Rate(solved.first.uplink_bps) << "bit/s (hindsight, solved in "
+      std::cerr << "replay: oracle: accuracy " << Fixed(100 * solved.first.summary.Accuracy(), 2)
+                << "%, " << Rate(solved.first.summary.UplinkBps()) << "bit/s (hindsight, solved in "
                 << Fixed(solved.first.wall_s, 1) << " s)\n";
     add(solved.first);
     auto plan_policy = scheduler::MakePlanPolicy(solved.second, *deepcut_policy->scene(),
@@ -170,12 +171,14 @@ Result<std::string> RunReport(const ReportOptions& o) {
   for (const Row& r : rows) {
     nlohmann::json j = r.m.ToJson();
     j["realtime_factor"] = r.realtime_factor;
-    if (budget_bps > 0) j["budget_ratio"] = r.m.uplink_bps / budget_bps;
-    if (oracle && oracle->accuracy > 0) {
-      j["oracle_fraction"] = r.m.accuracy / oracle->accuracy;
-      if (edge_only && oracle->accuracy > edge_only->accuracy)
+    const double accuracy = r.m.summary.Accuracy();
+    if (budget_bps > 0) j["budget_ratio"] = r.m.summary.UplinkBps() / budget_bps;
+    if (oracle && oracle->summary.Accuracy() > 0) {
+      const double best = oracle->summary.Accuracy();
+      j["oracle_fraction"] = accuracy / best;
+      if (edge_only && best > edge_only->summary.Accuracy())
         j["oracle_gain_fraction"] =
-            (r.m.accuracy - edge_only->accuracy) / (oracle->accuracy - edge_only->accuracy);
+            (accuracy - edge_only->summary.Accuracy()) / (best - edge_only->summary.Accuracy());
     }
     policies[r.m.policy] = j;
   }
@@ -218,21 +221,21 @@ Result<std::string> RunReport(const ReportOptions& o) {
         "x real time |\n";
   md << "|---|---|---|---|---|---|---|---|---|---|---|---|\n";
   for (const Row& r : rows) {
-    const Metrics& m = r.m;
-    const auto& j = policies[m.policy];
-    md << "| " << m.policy << (m.hindsight ? " (hindsight)" : "") << " | "
-       << Fixed(100 * m.accuracy, 2) << "% | " << Rate(m.uplink_bps) << " | "
-       << (budget_bps > 0 ? Fixed(m.uplink_bps / budget_bps, 2) : std::string("-")) << " | "
-       << Rate(m.max_window_bps) << " | " << Fixed(100 * m.offload_fraction, 1) << "% | "
+    const RunSummary& m = r.m.summary;
+    const bool hindsight = r.m.hindsight;
+    const auto& j = policies[r.m.policy];
+    md << "| " << r.m.policy << (hindsight ? " (hindsight)" : "") << " | "
+       << Fixed(100 * m.Accuracy(), 2) << "% | " << Rate(m.UplinkBps()) << " | "
+       << (budget_bps > 0 ? Fixed(m.UplinkBps() / budget_bps, 2) : std::string("-")) << " | "
+       << Rate(m.max_window_bps) << " | " << Fixed(100 * m.OffloadFraction(), 1) << "% | "
        << m.cloud_in_time << " / " << m.reused << " / " << m.local << " | "
-       << (m.hindsight ? std::string("-") : Fixed(100 * m.deadline_hit_ratio, 1) + "%") << " | "
-       << (m.hindsight ? std::string("-") : Fixed(m.p50_ms, 1) + " / " + Fixed(m.p99_ms, 1))
-       << " | "
+       << (hindsight ? std::string("-") : Fixed(100 * m.DeadlineHitRatio(), 1) + "%") << " | "
+       << (hindsight ? std::string("-") : Fixed(m.p50_ms, 1) + " / " + Fixed(m.p99_ms, 1)) << " | "
        << (j.contains("oracle_fraction") ? Fixed(j["oracle_fraction"].get<double>(), 3) : "-")
        << " | "
        << (j.contains("oracle_gain_fraction") ? Fixed(j["oracle_gain_fraction"].get<double>(), 3)
                                               : "-")
-       << " | " << (m.hindsight ? std::string("-") : Fixed(r.realtime_factor, 0)) << " |\n";
+       << " | " << (hindsight ? std::string("-") : Fixed(r.realtime_factor, 0)) << " |\n";
   }
 
   if (!o.json_path.empty())

@@ -20,9 +20,9 @@ Answer Make(std::int64_t id, int label, int cls, Route route, bool offloaded, Ti
   a.offloaded = offloaded;
   a.rate = offloaded ? "4b" : "";
   a.uplink_bytes = bytes;
-  a.capture_us = 1000;
-  a.answer_us = 1000 + latency;
-  a.deadline_us = 1000 + 100'000;
+  a.capture_us = 1000 + id * 500'000;  // 2 frames/s
+  a.answer_us = a.capture_us + latency;
+  a.deadline_us = a.capture_us + 100'000;
   if (offloaded && route == Route::kLocal) a.reason = Reason::kDeadlineMissed;
   return a;
 }
@@ -48,6 +48,8 @@ TEST(AnswerLog, SummaryCountsWhatWasRecorded) {
     EXPECT_EQ(s["uplink_bytes"], 300);
     EXPECT_DOUBLE_EQ(s["offload_fraction"].get<double>(), 0.75);
     EXPECT_DOUBLE_EQ(s["deadline_hit_ratio"].get<double>(), 2.0 / 3.0);
+    // Four frames 0.5 s apart cover 2 s (core/run_summary.h).
+    EXPECT_DOUBLE_EQ(s["duration_s"].get<double>(), 2.0);
     EXPECT_DOUBLE_EQ(s["uplink_bps"].get<double>(), 8.0 * 300 / 2.0);
     EXPECT_DOUBLE_EQ(s["latency_ms"]["p50"].get<double>(), 10.0);  // nearest rank
     EXPECT_DOUBLE_EQ(s["latency_ms"]["p99"].get<double>(), 100.0);

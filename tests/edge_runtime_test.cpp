@@ -97,9 +97,11 @@ class EdgeRuntimeTest : public ::testing::Test {
   std::vector<Answer> RunWith(ScriptedLink& link, scheduler::OffloadPolicy& policy, int n,
                               TimeUs period_us, EdgeOptions options = {}) {
     std::vector<Answer> answers;
-    EdgeRuntime runtime(options, *model_, policy, link, clock_,
-                        [&](const Answer& a) { answers.push_back(a); });
-    EXPECT_TRUE(runtime.Validate().ok());
+    auto created = EdgeRuntime::Create(options, *model_, policy, link, clock_,
+                                       [&](const Answer& a) { answers.push_back(a); });
+    EXPECT_TRUE(created.ok()) << created.status().ToString();
+    if (!created.ok()) return answers;
+    EdgeRuntime& runtime = **created;
     for (int i = 0; i < n; ++i) {
       EXPECT_TRUE(runtime.ProcessFrame(Frame(i), clock_.NowUs()).ok());
       runtime.PumpUntil(clock_.NowUs() + period_us);
@@ -280,11 +282,10 @@ TEST_F(EdgeRuntimeTest, NeverPolicySendsNothing) {
 TEST_F(EdgeRuntimeTest, RefusesUnknownRate) {
   ScriptedLink link(clock_, 1'000, [](const transport::Request&) { return std::nullopt; });
   auto policy = scheduler::MakePolicy({.name = "always"});
-  EdgeRuntime runtime(EdgeOptions{.rate = "nope"}, *model_, **policy, link, clock_,
-                      [](const Answer&) {});
-  auto status = runtime.Validate();
-  ASSERT_FALSE(status.ok());
-  EXPECT_NE(status.message().find("nope"), std::string::npos);
+  auto runtime = EdgeRuntime::Create(EdgeOptions{.rate = "nope"}, *model_, **policy, link, clock_,
+                                     [](const Answer&) {});
+  ASSERT_FALSE(runtime.ok());
+  EXPECT_NE(runtime.status().message().find("nope"), std::string::npos);
   EXPECT_FALSE(scheduler::MakePolicy({.name = "bogus"}).ok());
 }
 
@@ -427,8 +428,9 @@ TEST_F(RuntimePolicyTest, BusyAndErrorOutcomes) {
 TEST_F(RuntimePolicyTest, ControlCommandsSetTheBudgetAndRefuseBadInput) {
   ScriptedPolicy policy([](const scheduler::DecisionContext&) { return scheduler::Decision{}; });
   ScriptedLink link(clock_, 1000, [](const transport::Request&) { return std::nullopt; });
-  EdgeRuntime runtime({}, *model_, policy, link, clock_, [](const Answer&) {});
-  auto control = ControlServer::Create({.endpoint = "tcp://127.0.0.1:*"}, runtime, clock_, 4000.0,
+  auto runtime = EdgeRuntime::Create({}, *model_, policy, link, clock_, [](const Answer&) {});
+  ASSERT_TRUE(runtime.ok());
+  auto control = ControlServer::Create({.endpoint = "tcp://127.0.0.1:*"}, **runtime, clock_, 4000.0,
                                        [] { return std::string(R"({"answered":3})"); });
   ASSERT_TRUE(control.ok()) << control.status().ToString();
   auto& c = **control;

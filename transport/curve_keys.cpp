@@ -255,4 +255,24 @@ Status WriteKeyFiles(const std::string& dir, const std::string& name, const Curv
   return Status::Ok();
 }
 
+Result<ClientCurveKeys> LoadClientCurveKeys(const std::string& server_pub_file,
+                                            const std::string& own_key_file) {
+  ClientCurveKeys keys;
+  ASSIGN_OR_RETURN(keys.server_public_key, ReadPublicKeyFile(server_pub_file));
+  ASSIGN_OR_RETURN(keys.own, ReadSecretKeyFile(own_key_file));
+  RETURN_IF_ERROR(RequireCurve());
+  return keys;
+}
+
+Result<ServerCurveKeys> LoadServerCurveKeys(const std::string& own_key_file,
+                                            const std::string& accept_path) {
+  ServerCurveKeys keys;
+  ASSIGN_OR_RETURN(keys.own, ReadSecretKeyFile(own_key_file));
+  RETURN_IF_ERROR(RequireCurve());
+  if (!accept_path.empty()) {
+    ASSIGN_OR_RETURN(keys.accepted, ReadPublicKeys(accept_path));
+  }
+  return keys;
+}
+
 }  // namespace deepcut::transport

@@ -59,6 +59,23 @@ Result<std::string> ReadPublicKeyFile(const std::string& path);
 // (sorted by name; other files are ignored; a directory without any is an error).
 Result<std::vector<std::string>> ReadPublicKeys(const std::string& path);
 
+// What the tools' CURVE options name, read and checked once (libzmq's CURVE
+// too): an edge's `--cloud-key SERVER.pub --curve-key OWN.key` ...
+struct ClientCurveKeys {
+  std::string server_public_key;
+  CurveKeyPair own;
+};
+Result<ClientCurveKeys> LoadClientCurveKeys(const std::string& server_pub_file,
+                                            const std::string& own_key_file);
+// ... and a cloud's `--curve-key OWN.key [--accept-keys PATH]` (accepted empty:
+// any edge that knows the server's key).
+struct ServerCurveKeys {
+  CurveKeyPair own;
+  std::vector<std::string> accepted;
+};
+Result<ServerCurveKeys> LoadServerCurveKeys(const std::string& own_key_file,
+                                            const std::string& accept_path);
+
 // Writes DIR/NAME.key (mode 0600) and DIR/NAME.pub (mode 0644) atomically:
 // each is written to a temporary file and then moved into place, so a failure
 // leaves no partial file. Without `overwrite`, fails with kInvalidArgument

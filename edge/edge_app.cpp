@@ -1,0 +1,127 @@
+#include "edge/edge_app.h"
+
+#include <unistd.h>
+
+#include <spdlog/spdlog.h>
+
+#include <iostream>
+
+#include "core/units.h"
+#include "edge/answer_log.h"
+#include "edge/control.h"
+#include "splitnet/manifest.h"
+#include "transport/curve_keys.h"
+#include "transport/zmq_link.h"
+
+namespace deepcut::edge {
+namespace {
+
+using cli::Fail;
+
+Status Named(const std::string& what, const Status& s) {
+  return Status(s.code(), what + ": " + s.message());
+}
+
+nlohmann::json CountersJson(const EdgeCounters& c) {
+  return {{"offloads_sent", c.offloads_sent}, {"replies_in_time", c.replies_in_time},
+          {"replies_late", c.replies_late},   {"replies_malformed", c.replies_malformed},
+          {"replies_error", c.replies_error}, {"replies_busy", c.replies_busy},
+          {"reconnects", c.reconnects}};
+}
+
+}  // namespace
+
+cli::Outcome RunEdgeApp(EdgeAppOptions o, const std::atomic<bool>& stop) {
+  auto manifest = splitnet::LoadManifest(o.model_dir);
+  if (!manifest.ok()) return Fail(cli::kExitBadModel, manifest.status());
+  auto model = splitnet::SplitModel::Load(*manifest, {.head = true, .exit = true, .tail = false});
+  if (!model.ok()) return Fail(cli::kExitBadModel, model.status());
+  auto budget = ParseBitRate(o.budget_text);
+  if (!budget.ok()) return Fail(cli::kExitBadOption, Named("--budget", budget.status()));
+  o.policy.name = o.policy_name;
+  o.policy.budget_bps = *budget;
+  o.policy.model = ModelFactsOf(*manifest);
+  auto policy = scheduler::MakePolicy(o.policy);
+  if (!policy.ok()) return Fail(cli::kExitBadOption, Named("--policy", policy.status()));
+
+  RealClock clock;
+  transport::ZmqLinkOptions link_options{.endpoint = o.cloud_endpoint};
+  if (!o.cloud_key_file.empty()) {
+    auto keys = transport::LoadClientCurveKeys(o.cloud_key_file, o.curve_key_file);
+    if (!keys.ok()) return Fail(cli::kExitBadOption, keys.status());
+    link_options.curve_server_key = keys->server_public_key;
+    link_options.curve_public_key = keys->own.public_key;
+    link_options.curve_secret_key = keys->own.secret_key;
+    spdlog::info("CURVE on: cloud key {}, edge key {}", keys->server_public_key,
+                 keys->own.public_key);
+  }
+  auto link = transport::ZmqLink::Create(link_options, clock);
+  if (!link.ok()) return Fail(cli::kExitBadOption, Named("--cloud", link.status()));
+  auto source = trace::OpenSource(o.source);
+  if (!source.ok()) return Fail(cli::kExitBadInput, Named("--source", source.status()));
+
+  std::int64_t expected = (*source)->Remaining();
+  if (o.stream.max_frames >= 0 && (expected < 0 || expected > o.stream.max_frames))
+    expected = o.stream.max_frames;
+  auto log = AnswerLog::Create(
+      {.jsonl_path = o.out_path,
+       .summary_path = o.summary_path,
+       .progress = o.progress == "on" || (o.progress == "auto" && ::isatty(STDERR_FILENO)),
+       .expected_frames = expected},
+      manifest->classes);
+  if (!log.ok()) return Fail(cli::kExitBadOption, log.status());
+  auto runtime = EdgeRuntime::Create(o.runtime, **model, **policy, **link, clock,
+                                     [&](const Answer& a) { (*log)->Record(a); });
+  if (!runtime.ok()) return Fail(cli::kExitBadOption, runtime.status());
+  spdlog::info(
+      "model {} ({}), policy {}, budget {}, rate {}, cloud {}", manifest->name, o.model_dir,
+      o.policy_name, *budget > 0 ? o.budget_text + " bit/s" : std::string("unlimited"),
+      o.runtime.rate.empty() ? manifest->rates[manifest->default_rate_index].name : o.runtime.rate,
+      o.cloud_endpoint);
+
+  std::unique_ptr<ControlServer> control;
+  if (!o.control_endpoint.empty()) {
+    auto server =
+        ControlServer::Create({.endpoint = o.control_endpoint}, **runtime, clock, *budget, [&] {
+          return nlohmann::json{{"answered", (*log)->answered()},
+                                {"uplink_bytes", (*log)->uplink_bytes()}}
+              .dump();
+        });
+    if (!server.ok()) return Fail(cli::kExitBadOption, Named("--control", server.status()));
+    control = std::move(*server);
+    spdlog::info("control endpoint {}", control->endpoint());
+  }
+
+  auto run = RunStream(**source, **runtime, clock, o.stream, &stop, [&] {
+    if (control) control->Poll();
+  });
+  if (!run.ok()) return Fail(cli::kExitFailed, Named("run failed", run.status()));
+
+  nlohmann::json extra{{"policy", o.policy_name},
+                       {"budget_bps", *budget},
+                       {"model", manifest->name},
+                       {"source", o.source.spec},
+                       {"deadline_ms", o.runtime.deadline_ms},
+                       {"fps", o.stream.fps},
+                       {"frames_skipped", run->frames_skipped},
+                       {"counters", CountersJson((*runtime)->counters())}};
+  if (control) {
+    nlohmann::json changes = nlohmann::json::array();
+    for (const auto& ch : control->changes())
+      changes.push_back({{"capture_s", ch.at_us / 1e6}, {"budget_bps", ch.budget_bps}});
+    extra["budget_changes"] = changes;
+  }
+  const double seconds = (run->finished_us - run->started_us) / 1e6;
+  auto summary = (*log)->Summary(run->frames_in, seconds, extra);
+  if (Status finished = (*log)->Finish(summary); !finished.ok())
+    return Fail(cli::kExitFailed, finished);
+  std::cout << AnswerLog::SummaryTable(summary) << std::flush;
+  if ((*log)->answered() != run->frames_in || (*log)->duplicates() != 0)
+    return Fail(cli::kExitFailed,
+                Internal("answer accounting broken: " + std::to_string(run->frames_in) +
+                         " frames in, " + std::to_string((*log)->answered()) + " answers, " +
+                         std::to_string((*log)->duplicates()) + " duplicates"));
+  return std::nullopt;
+}
+
+}  // namespace deepcut::edge
