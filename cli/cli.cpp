@@ -1,5 +1,6 @@
 #include "cli/cli.h"
 
+#include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
 #include <cmath>
@@ -65,6 +66,8 @@ void AddLogLevel(CLI::App& app, std::string& level) {
 }
 
 void SetUpLogging(const std::string& tool, const std::string& level) {
+  // Logs go to stderr; stdout is for results (summaries, tables, JSON).
+  spdlog::set_default_logger(spdlog::stderr_color_mt(tool));
   spdlog::set_level(spdlog::level::from_str(level));
   spdlog::set_pattern("[%H:%M:%S.%e] [" + tool + "] [%l] %v");
 }

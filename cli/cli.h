@@ -61,6 +61,7 @@ CLI::Validator OutputFile();
 
 // The spdlog level names; anything else is refused.
 void AddLogLevel(CLI::App& app, std::string& level);
+// Logs to stderr (stdout is for results), at `level`, tagged with the tool.
 void SetUpLogging(const std::string& tool, const std::string& level);
 
 // Parses; returns -1 to go on, else the code to exit with (0 after --help).

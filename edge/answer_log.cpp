@@ -12,7 +12,9 @@ namespace deepcut::edge {
 namespace {}  // namespace
 
 AnswerLog::AnswerLog(AnswerLogOptions options, std::vector<std::string> class_names)
-    : options_(std::move(options)), class_names_(std::move(class_names)) {}
+    : options_(std::move(options)),
+      class_names_(std::move(class_names)),
+      progress_("edge", "frames", options_.progress) {}
 
 AnswerLog::~AnswerLog() {
   // A run that did not reach Finish leaves no partial per-frame file.
@@ -59,27 +61,11 @@ void AnswerLog::Record(const Answer& a) {
 
 void AnswerLog::DrawProgress(bool final) {
   const RunSummary& c = summary_.counts();
-  const std::int64_t n = c.frames;
-  // Redraw at most ~200 times per run.
-  const std::int64_t step = std::max<std::int64_t>(1, options_.expected_frames / 200);
-  if (!final && last_drawn_ >= 0 && n - last_drawn_ < step) return;
-  last_drawn_ = n;
-  const double acc = 100.0 * c.Accuracy();
-  const double kb = c.uplink_bytes / 1000.0;
-  const long long offloaded = c.offloaded;
-  if (options_.expected_frames > 0) {
-    const int width = 30;
-    const double frac = std::min(1.0, double(n) / options_.expected_frames);
-    std::string bar(static_cast<size_t>(frac * width), '#');
-    bar.resize(width, '.');
-    std::fprintf(stderr, "\r[%s] %lld/%lld  acc %.2f%%  uplink %.1f kB  offload %lld", bar.c_str(),
-                 (long long)n, (long long)options_.expected_frames, acc, kb, offloaded);
-  } else {
-    std::fprintf(stderr, "\r%lld frames  acc %.2f%%  uplink %.1f kB  offload %lld", (long long)n,
-                 acc, kb, offloaded);
-  }
-  if (final) std::fputc('\n', stderr);
-  std::fflush(stderr);
+  char detail[128];
+  std::snprintf(detail, sizeof detail, "acc %.2f%%  uplink %.1f kB  offload %lld",
+                100.0 * c.Accuracy(), c.uplink_bytes / 1000.0, static_cast<long long>(c.offloaded));
+  progress_.Update(c.frames, final ? c.frames : options_.expected_frames, detail);
+  if (final) progress_.Done();
 }
 
 nlohmann::json AnswerLog::Summary(std::int64_t frames_in, double wall_seconds,

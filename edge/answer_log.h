@@ -17,6 +17,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/answer.h"
+#include "core/progress.h"
 #include "core/run_summary.h"
 #include "core/status.h"
 
@@ -59,7 +60,7 @@ class AnswerLog {
   std::ofstream jsonl_;
   std::string jsonl_tmp_;
   RunSummaryBuilder summary_;
-  std::int64_t last_drawn_ = -1;
+  ProgressLine progress_;
 };
 
 }  // namespace deepcut::edge

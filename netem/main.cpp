@@ -1,36 +1,27 @@
 // deepcut-link: sits between deepcut-edge and deepcut-cloud and delivers the
 // bytes with the timing of a recorded uplink (mahimahi trace) or a fixed rate,
 // in real time, outages included.
+// (netem/link_app.h does the work; this file declares its flags.)
 #include <CLI/CLI.hpp>
-#include <csignal>
-
-#include <spdlog/spdlog.h>
 
 #include "cli/cli.h"
-#include "core/files.h"
-#include "netem/link_emulator.h"
-
-namespace {
-
-std::atomic<bool> g_stop{false};
-void OnSignal(int) { g_stop = true; }
-
-}  // namespace
+#include "netem/link_app.h"
 
 int main(int argc, char** argv) {
   using namespace deepcut;
   CLI::App app{
       "DeepCut link emulator: forwards edge <-> cloud messages with the timing of a network "
       "trace (1500-byte delivery opportunities, looped; drop-tail FIFO; one-way delay)"};
-  netem::LinkEmulatorOptions options;
-  std::string uplink_spec, downlink_spec = "12M", ready_file, log_level = "info";
+  netem::LinkAppOptions o;
+  netem::LinkEmulatorOptions& options = o.emulator;
+  std::string log_level = "info";
   app.add_option("--listen", options.listen, "endpoint the edges connect to")
       ->capture_default_str();
   app.add_option("--connect", options.connect, "the cloud's endpoint")->capture_default_str();
-  app.add_option("--uplink", uplink_spec,
+  app.add_option("--uplink", o.uplink,
                  "edge -> cloud capacity: a mahimahi trace file or a rate like 2M")
       ->required();
-  app.add_option("--downlink", downlink_spec, "cloud -> edge capacity: trace file or rate")
+  app.add_option("--downlink", o.downlink, "cloud -> edge capacity: trace file or rate")
       ->capture_default_str();
   app.add_option("--delay-ms", options.uplink.delay_ms, "one-way delay, each direction")
       ->capture_default_str()
@@ -54,48 +45,15 @@ int main(int argc, char** argv) {
   app.add_option("--stats-interval-s", options.stats_interval_s, "period of the stats log line")
       ->capture_default_str()
       ->check(cli::NonNegative());
-  app.add_option("--ready-file", ready_file,
+  app.add_option("--ready-file", o.ready_file,
                  "write the bound endpoint here once listening (for scripts)")
       ->check(cli::OutputFile());
   cli::AddLogLevel(app, log_level);
-  app.footer(
-      "Exit codes: 0 ok, 2 bad option, 4 bad network trace, 5 the ready file could not be "
-      "written.");
+  app.footer(cli::ExitCodesFooter({cli::kExitBadOption, cli::kExitBadInput, cli::kExitFailed}));
   if (int code = cli::Parse(app, argc, argv); code >= 0) return code;
   options.start_at_first_message = start == "first-message";
   options.downlink.delay_ms = options.uplink.delay_ms;
   options.downlink.queue_bytes = options.uplink.queue_bytes;
   cli::SetUpLogging("link", log_level);
-  std::signal(SIGINT, OnSignal);
-  std::signal(SIGTERM, OnSignal);
-
-  auto uplink = network::OpenLink(uplink_spec);
-  if (!uplink.ok()) {
-    spdlog::error("--uplink: {}", uplink.status().message());
-    return cli::kExitBadInput;
-  }
-  auto downlink = network::OpenLink(downlink_spec);
-  if (!downlink.ok()) {
-    spdlog::error("--downlink: {}", downlink.status().message());
-    return cli::kExitBadInput;
-  }
-  RealClock clock;
-  const std::string up_name = uplink->name, down_name = downlink->name;
-  const double up_bps = uplink->MeanBps();
-  auto link = netem::LinkEmulator::Create(options, std::move(*uplink), std::move(*downlink), clock);
-  if (!link.ok()) {
-    spdlog::error("{}", link.status().message());
-    return cli::kExitBadOption;
-  }
-  spdlog::info("{} -> {}: uplink {} (mean {:.0f} bit/s), downlink {}, delay {} ms, queue {} B",
-               (*link)->endpoint(), options.connect, up_name, up_bps, down_name,
-               options.uplink.delay_ms, options.uplink.queue_bytes);
-  if (!ready_file.empty())
-    if (Status written = WriteFileAtomically(ready_file, (*link)->endpoint() + "\n");
-        !written.ok()) {
-      spdlog::error("--ready-file: {}", written.message());
-      return cli::kExitFailed;
-    }
-  (*link)->Run(g_stop);
-  return 0;
+  return cli::Finish(netem::RunLinkApp(std::move(o), cli::StopOnSignals()));
 }

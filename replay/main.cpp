@@ -1,34 +1,35 @@
 // deepcut-replay: a recorded frame trace through the edge runtime, a policy,
 // an emulated link and the real tail, in virtual time; with --policies all,
 // every policy side by side plus the offline oracle, as one table, one JSON
-// and one plot.
-#include <unistd.h>
-
+// and one plot (replay/report.h does the work; this file declares its flags).
 #include <CLI/CLI.hpp>
 #include <cstdio>
-#include <filesystem>
-#include <fstream>
-#include <iostream>
-
-#include <spdlog/spdlog.h>
 
 #include "cli/cli.h"
+#include "core/progress.h"
 #include "replay/report.h"
 
 int main(int argc, char** argv) {
   using namespace deepcut;
   CLI::App app{"DeepCut replay: policies over a frame trace and a network trace, in virtual time"};
   replay::ReportOptions o;
-  std::string link_file, link_rate, budget_text = "0", log_level = "error";
+  o.replay.uplink.clear();  // required here: --uplink (or its old spellings)
+  std::string frames_text = "-1", link_file, link_rate, log_level = "error";
   app.add_option("--model", o.model_dir, "model package directory")->required();
-  app.add_option("--frames", o.replay.frames, "frame trace (deepcut-trace make|record)")
-      ->required();
-  auto* lf = app.add_option("--link", link_file, "uplink: mahimahi trace file");
-  auto* lr = app.add_option("--link-rate", link_rate, "uplink: fixed rate, e.g. 2M");
-  lf->excludes(lr);
+  app.add_option("--source", o.replay.source,
+                 "frames: trace:FILE (deepcut-trace make|record), or another file source");
+  app.add_option("--frames", frames_text,
+                 "replay only the first N frames (-1: all); a file name here is the trace, as "
+                 "before --source")
+      ->capture_default_str();
+  app.add_option("--uplink", o.replay.uplink, "uplink: a mahimahi trace file or a rate like 2M");
+  // The spellings before --uplink, kept for scripts.
+  app.add_option("--link", link_file, "same as --uplink FILE")->group("");
+  app.add_option("--link-rate", link_rate, "same as --uplink RATE")->group("");
+  app.add_option("--frames-max", o.replay.max_frames, "same as --frames N")->group("");
   app.add_option("--downlink", o.replay.downlink, "downlink: mahimahi trace or rate")
       ->capture_default_str();
-  app.add_option("--budget", budget_text,
+  app.add_option("--budget", o.budget_text,
                  "uplink budget: bit/s (20k, 1.5M), a percentage of always-offload's "
                  "bit/s (25%), or 0 for unlimited")
       ->capture_default_str();
@@ -39,7 +40,7 @@ int main(int argc, char** argv) {
                  "'all' (every policy and the oracle, side by side) or a comma-separated list");
   app.add_option("--deadline-ms", o.replay.deadline_ms, "capture-to-answer deadline")
       ->capture_default_str()
-      ->check(cli::Positive());
+      ->check(cli::Between(0.001, 600'000));
   app.add_option("--delay-ms", o.replay.link.uplink.delay_ms, "one-way delay of the uplink")
       ->capture_default_str()
       ->check(cli::NonNegative());
@@ -49,7 +50,7 @@ int main(int argc, char** argv) {
       ->check(cli::NonNegative());
   app.add_option("--queue-bytes", o.replay.link.uplink.queue_bytes, "uplink drop-tail queue")
       ->capture_default_str()
-      ->check(cli::Between(std::int64_t{1500}, std::int64_t{1} << 40));
+      ->check(cli::Between(1500, 1e12));
   app.add_option("--cloud-ms", o.replay.link.cloud_ms, "cloud service time per request")
       ->capture_default_str()
       ->check(cli::NonNegative());
@@ -58,9 +59,6 @@ int main(int argc, char** argv) {
       ->check(cli::Between(1, 1024));
   app.add_option("--rate", o.replay.rate, "default codec rate (default: the model's)");
   app.add_option("--seed", o.replay.seed, "seed of the random policy")->capture_default_str();
-  app.add_option("--frames-max", o.replay.max_frames, "replay only the first N frames (-1: all)")
-      ->capture_default_str()
-      ->check(cli::AtLeast(-1));
   app.add_option("--out", o.json_path, "report JSON")->check(cli::OutputFile());
   app.add_option("--markdown", o.markdown_path, "report table (markdown)")
       ->check(cli::OutputFile());
@@ -69,32 +67,16 @@ int main(int argc, char** argv) {
   app.add_option("--plot-script", o.plot_script,
                  "the plotting script (default: scripts/plot_replay.py)");
   cli::AddLogLevel(app, log_level);
-  app.footer(
-      "Exit codes: 0 ok, 2 bad option (a model package or trace it names included), 5 the run "
-      "failed.");
+  app.footer(cli::ExitCodesFooter(
+      {cli::kExitBadOption, cli::kExitBadModel, cli::kExitBadInput, cli::kExitFailed}));
   if (int code = cli::Parse(app, argc, argv); code >= 0) return code;
   cli::SetUpLogging("replay", log_level);
-  if (link_file.empty() && link_rate.empty()) {
-    std::cerr << "error: give the uplink with --link FILE or --link-rate RATE\n";
+  if (Status flags = replay::ApplyFrameAndLinkFlags(o, frames_text, link_file, link_rate);
+      !flags.ok()) {
+    std::fprintf(stderr, "error: %s\n", flags.message().c_str());
     return cli::kExitBadOption;
   }
-  o.replay.uplink = link_file.empty() ? link_rate : link_file;
-  std::error_code ec;
-  if (!link_file.empty() && !std::filesystem::is_regular_file(link_file, ec)) {
-    std::cerr << "error: --link: " << link_file << " is not a file\n";
-    return cli::kExitBadOption;
-  }
-  o.budget_text = budget_text;
-  o.replay.progress = ::isatty(STDERR_FILENO);
+  o.replay.progress = ProgressLine::StderrIsTerminal();
   o.progress = true;
-  auto report = replay::RunReport(o);
-  if (!report.ok()) {
-    std::cerr << "error: " << report.status().message() << "\n";
-    return report.status().code() == StatusCode::kInvalidArgument ||
-                   report.status().code() == StatusCode::kNotFound
-               ? cli::kExitBadOption
-               : cli::kExitFailed;
-  }
-  std::cout << *report << std::flush;
-  return 0;
+  return cli::Finish(replay::RunReplayApp(o));
 }

@@ -23,7 +23,7 @@ Replayer::~Replayer() = default;
 
 Result<std::unique_ptr<Replayer>> Replayer::Create(const splitnet::Manifest& manifest,
                                                    ReplayOptions options) {
-  if (options.frames.empty()) return InvalidArgument("no frame trace given");
+  if (options.source.empty()) return InvalidArgument("no frames given (--source trace:FILE)");
   if (!(options.deadline_ms > 0)) return InvalidArgument("deadline must be > 0 ms");
   if (options.link.uplink.delay_ms < 0 || options.link.downlink.delay_ms < 0)
     return InvalidArgument("link delay must be >= 0 ms");
@@ -41,8 +41,10 @@ Result<std::unique_ptr<Replayer>> Replayer::Create(const splitnet::Manifest& man
   ASSIGN_OR_RETURN(r->edge_model_, splitnet::SplitModel::Load(
                                        manifest, {.head = true, .exit = true, .tail = false}));
   ASSIGN_OR_RETURN(r->cloud_, InProcessCloud::Create(manifest, r->options_.link.cloud_ms));
-  // Open the trace once now, so a bad file fails before any work.
-  ASSIGN_OR_RETURN(auto source, trace::OpenSource({.spec = "trace:" + r->options_.frames}));
+  // Open the source once now, so a bad file fails before any work.
+  ASSIGN_OR_RETURN(auto source, trace::OpenSource({.spec = r->options_.source}));
+  if (source->IsLive())
+    return InvalidArgument(r->options_.source + " is live; a replay needs recorded frames");
   return r;
 }
 
@@ -71,7 +73,7 @@ Result<Metrics> Replayer::Run(scheduler::OffloadPolicy& policy, std::vector<Answ
                                                              summary.Add(a);
                                                              if (out) out->push_back(a);
                                                            }));
-  ASSIGN_OR_RETURN(auto source, trace::OpenSource({.spec = "trace:" + options_.frames}));
+  ASSIGN_OR_RETURN(auto source, trace::OpenSource({.spec = options_.source}));
   // The same run loop as deepcut-edge, paced by the trace's capture times.
   ASSIGN_OR_RETURN(auto run, edge::RunStream(*source, *runtime, clock,
                                              {.capture_times = true,
@@ -102,7 +104,7 @@ Status Replayer::Precompute() {
   if (!facts_.empty()) return Status::Ok();
   ASSIGN_OR_RETURN(auto tail, splitnet::SplitModel::Load(
                                   manifest_, {.head = false, .exit = false, .tail = true}));
-  ASSIGN_OR_RETURN(auto source, trace::OpenSource({.spec = "trace:" + options_.frames}));
+  ASSIGN_OR_RETURN(auto source, trace::OpenSource({.spec = options_.source}));
   splitnet::FeatureCodec codec;
   TimeUs first_us = -1;
   std::int64_t n = 0;
@@ -138,7 +140,7 @@ Status Replayer::Precompute() {
     facts_.push_back(std::move(f));
     ++n;
   }
-  if (facts_.empty()) return InvalidArgument(options_.frames + ": the trace has no frames");
+  if (facts_.empty()) return InvalidArgument(options_.source + ": no frames");
   RunSummaryBuilder span;
   for (const FrameFacts& f : facts_)
     span.Add(Answer{.frame_id = span.counts().frames, .capture_us = f.capture_us});
@@ -154,7 +156,7 @@ Result<std::pair<Metrics, std::vector<int>>> Replayer::Oracle(
   const int rates = static_cast<int>(manifest_.rates.size());
   for (const auto& f : facts_)
     if (f.label < 0)
-      return InvalidArgument("the oracle needs labelled frames; " + options_.frames +
+      return InvalidArgument("the oracle needs labelled frames; " + options_.source +
                              " has unlabelled ones");
   scheduler::OracleInput in;
   in.frames = n;

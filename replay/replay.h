@@ -30,8 +30,8 @@
 namespace deepcut::replay {
 
 struct ReplayOptions {
-  std::string frames;            // frame trace file (deepcut-trace make/record)
-  std::string uplink = "2M";     // mahimahi file or fixed rate
+  std::string source;         // frames: trace:FILE (deepcut-trace make|record) or any file source
+  std::string uplink = "2M";  // mahimahi file or fixed rate
   std::string downlink = "12M";  // replies: fixed fast link (or a trace)
   double budget_bps = 0.0;       // the knob; <= 0 unlimited
   double deadline_ms = 200.0;

@@ -12,7 +12,9 @@
 #include "core/files.h"
 #include "core/units.h"
 #include "edge/edge_runtime.h"
+#include "network/net_trace.h"
 #include "scheduler/policy.h"
+#include "trace/frame_source.h"
 
 namespace deepcut::replay {
 namespace {
@@ -184,7 +186,7 @@ Result<std::string> RunReport(const ReportOptions& o) {
   }
   const network::NetTrace& up = replayer->uplink();
   nlohmann::json report{{"model", o.model_dir},
-                        {"frames", o.replay.frames},
+                        {"source", o.replay.source},
                         {"uplink",
                          {{"trace", up.name},
                           {"mean_bps", up.MeanBps()},
@@ -211,7 +213,7 @@ Result<std::string> RunReport(const ReportOptions& o) {
 
   // The table.
   std::ostringstream md;
-  md << "Replay of " << o.replay.frames << " over " << up.name << " (mean " << Rate(up.MeanBps())
+  md << "Replay of " << o.replay.source << " over " << up.name << " (mean " << Rate(up.MeanBps())
      << "bit/s, delay " << o.replay.link.uplink.delay_ms << " ms), budget "
      << (budget_bps > 0 ? Rate(budget_bps) + "bit/s" : std::string("unlimited"))
      << (budget_percent > 0 ? " (" + Fixed(budget_percent, 0) + "% of always-offload)" : "")
@@ -251,6 +253,48 @@ Result<std::string> RunReport(const ReportOptions& o) {
       return Internal("plotting failed (" + cmd + "); the JSON report is written");
   }
   return md.str();
+}
+
+Status ApplyFrameAndLinkFlags(ReportOptions& o, const std::string& frames,
+                              const std::string& link_file, const std::string& link_rate) {
+  char* end = nullptr;
+  const long long count = std::strtoll(frames.c_str(), &end, 10);
+  if (!frames.empty() && *end == '\0') {
+    if (count < -1) return InvalidArgument("--frames: must be >= -1 (got " + frames + ")");
+    if (count >= 0) o.replay.max_frames = count;
+  } else if (o.replay.source.empty()) {
+    o.replay.source = "trace:" + frames;
+  } else {
+    return InvalidArgument("--frames: '" + frames + "' is not a count (the trace is --source)");
+  }
+  if (o.replay.max_frames < -1) return InvalidArgument("--frames-max: must be >= -1");
+  if (o.replay.source.empty()) return InvalidArgument("give the frames with --source trace:FILE");
+  const int links = !o.replay.uplink.empty() + !link_file.empty() + !link_rate.empty();
+  if (links != 1) return InvalidArgument("give the uplink once, with --uplink TRACE|RATE");
+  if (!link_file.empty()) o.replay.uplink = link_file;
+  if (!link_rate.empty()) o.replay.uplink = link_rate;
+  return Status::Ok();
+}
+
+cli::Outcome RunReplayApp(const ReportOptions& o) {
+  if (auto manifest = splitnet::LoadManifest(o.model_dir); !manifest.ok())
+    return cli::Fail(cli::kExitBadModel, manifest.status());
+  for (const auto& [flag, spec] :
+       {std::pair{"--uplink", o.replay.uplink}, std::pair{"--downlink", o.replay.downlink}})
+    if (auto link = network::OpenLink(spec); !link.ok())
+      return cli::Fail(
+          cli::kExitBadInput,
+          Status(link.status().code(), std::string(flag) + ": " + link.status().message()));
+  if (auto source = trace::OpenSource({.spec = o.replay.source}); !source.ok())
+    return cli::Fail(cli::kExitBadInput,
+                     Status(source.status().code(), "--source: " + source.status().message()));
+  auto report = RunReport(o);
+  if (!report.ok())
+    return cli::Fail(report.status().code() == StatusCode::kInvalidArgument ? cli::kExitBadOption
+                                                                            : cli::kExitFailed,
+                     report.status());
+  std::cout << *report << std::flush;
+  return std::nullopt;
 }
 
 }  // namespace deepcut::replay

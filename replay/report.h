@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "cli/cli.h"
 #include "core/status.h"
 #include "replay/replay.h"
 
@@ -27,5 +28,16 @@ std::vector<std::string> AllReportPolicies();
 
 // Runs everything; returns the readable summary (markdown table).
 Result<std::string> RunReport(const ReportOptions& options);
+
+// deepcut-replay's --frames (a count; a file name is the trace, as before
+// --source existed) and its uplink (--uplink, or the old --link FILE /
+// --link-rate RATE: exactly one of them), into `options`.
+Status ApplyFrameAndLinkFlags(ReportOptions& options, const std::string& frames,
+                              const std::string& link_file, const std::string& link_rate);
+
+// deepcut-replay's run: the package, the frames and the network traces checked
+// first (exit codes 3, 4), then RunReport (2 for what it refuses, 5 if the run
+// fails); the table goes to stdout.
+cli::Outcome RunReplayApp(const ReportOptions& options);
 
 }  // namespace deepcut::replay

@@ -52,7 +52,7 @@ def main(paths, out):
     ax.set_xlabel("uplink kbit/s (bytes actually sent, headers included; log)")
     ax.set_ylabel("accuracy (%)")
     first = reports[0]
-    ax.set_title("Replay: %s over %s" % (os.path.basename(first["frames"]),
+    ax.set_title("Replay: %s over %s" % (os.path.basename(first.get("source", first.get("frames", ""))),
                                          os.path.basename(first["uplink"]["trace"])))
     ax.grid(True, which="both", alpha=0.3)
     # edge-only sends nothing: it sits at the left edge (1 bit/s on the log axis).
