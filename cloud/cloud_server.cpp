@@ -112,9 +112,13 @@ Status CloudServer::Start() {
   }
   // Each worker runs its tail single-threaded; parallelism is across workers.
   cv::setNumThreads(1);
-  worker_status_.assign(options_.threads, Status::Ok());
-  for (int i = 0; i < options_.threads; ++i) workers_.emplace_back([this, i] { WorkerLoop(i); });
-  while (workers_ready_.load() < options_.threads) std::this_thread::yield();
+  // The socket thread serves too (`inline_worker_`): with one thread nothing is
+  // handed over at all; the other threads take batches when they are idle.
+  ASSIGN_OR_RETURN(inline_worker_, TailWorker::Create(manifest_));
+  const int others = options_.threads - 1;
+  worker_status_.assign(others, Status::Ok());
+  for (int i = 0; i < others; ++i) workers_.emplace_back([this, i] { WorkerLoop(i); });
+  while (workers_ready_.load() < others) std::this_thread::yield();
   for (const auto& s : worker_status_)
     if (!s.ok()) return s;
   return Status::Ok();
@@ -212,6 +216,46 @@ void CloudServer::ZapLoop(zmq::socket_t& handler) {
   }
 }
 
+std::vector<CloudServer::Job> CloudServer::TakeBatch() {
+  std::vector<Job> batch;
+  while (!queue_.empty() && static_cast<int>(batch.size()) < options_.max_batch) {
+    batch.push_back(std::move(queue_.front()));
+    queue_.pop_front();
+  }
+  return batch;
+}
+
+std::vector<std::vector<std::uint8_t>> CloudServer::Serve(TailWorker& worker,
+                                                          std::vector<Job>& batch) {
+  std::vector<TailJob> jobs;
+  jobs.reserve(batch.size());
+  for (Job& job : batch) jobs.push_back(std::move(job.job));
+  ServedBatch served = worker.Serve(jobs, clock_, options_.top_k);
+  // Counted before the replies leave, so whoever holds a reply sees it counted.
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    stats_.batches++;
+    if (served.answered > 0) {
+      const double per_request = static_cast<double>(served.busy_us) / served.answered;
+      service_us_per_request_ = service_us_per_request_ == 0.0
+                                    ? per_request
+                                    : 0.9 * service_us_per_request_ + 0.1 * per_request;
+    }
+    for (Served outcome : served.outcomes) {
+      stats_.answered += outcome == Served::kAnswered;
+      stats_.expired += outcome == Served::kExpired;
+      stats_.rejected += outcome == Served::kRejected;
+    }
+  }
+  std::vector<std::vector<std::uint8_t>> replies;
+  for (size_t i = 0; i < batch.size(); ++i) {
+    if (served.outcomes[i] == Served::kRejected)
+      refusals_.Note("payload", batch[i].peer, served.replies[i].message);
+    replies.push_back(transport::EncodeReply(served.replies[i]));
+  }
+  return replies;
+}
+
 void CloudServer::WorkerLoop(int index) {
   auto worker = TailWorker::Create(manifest_);
   if (!worker.ok()) {
@@ -223,46 +267,22 @@ void CloudServer::WorkerLoop(int index) {
   push.connect(kResultsEndpoint);
   workers_ready_++;
 
-  std::vector<Job> batch;
-  std::vector<TailJob> jobs;
   for (;;) {
-    batch.clear();
-    jobs.clear();
+    std::vector<Job> batch;
     {
       std::unique_lock<std::mutex> lock(mutex_);
+      ++idle_workers_;
       queue_ready_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
+      --idle_workers_;
       if (stopping_) break;
-      while (!queue_.empty() && static_cast<int>(batch.size()) < options_.max_batch) {
-        batch.push_back(std::move(queue_.front()));
-        queue_.pop_front();
-      }
+      batch = TakeBatch();
     }
-    for (Job& job : batch) jobs.push_back(std::move(job.job));
-    ServedBatch served = (*worker)->Serve(jobs, clock_, options_.top_k);
-    // Counted before the replies leave, so whoever holds a reply sees it counted.
-    {
-      std::lock_guard<std::mutex> lock(mutex_);
-      stats_.batches++;
-      if (served.answered > 0) {
-        const double per_request = static_cast<double>(served.busy_us) / served.answered;
-        service_us_per_request_ = service_us_per_request_ == 0.0
-                                      ? per_request
-                                      : 0.9 * service_us_per_request_ + 0.1 * per_request;
-      }
-      for (Served outcome : served.outcomes) {
-        stats_.answered += outcome == Served::kAnswered;
-        stats_.expired += outcome == Served::kExpired;
-        stats_.rejected += outcome == Served::kRejected;
-      }
-    }
+    const auto replies = Serve(**worker, batch);
     // A batch's replies go to the socket thread as one multipart message
     // [identity, reply, identity, reply, ...]: one wake-up per batch, not per frame.
     for (size_t i = 0; i < batch.size(); ++i) {
-      if (served.outcomes[i] == Served::kRejected)
-        refusals_.Note("payload", batch[i].peer, served.replies[i].message);
-      const auto bytes = transport::EncodeReply(served.replies[i]);
       push.send(zmq::buffer(batch[i].identity), zmq::send_flags::sndmore);
-      push.send(zmq::buffer(bytes),
+      push.send(zmq::buffer(replies[i]),
                 i + 1 < batch.size() ? zmq::send_flags::sndmore : zmq::send_flags::none);
     }
   }
@@ -314,7 +334,6 @@ void CloudServer::HandleRequest(zmq::socket_t& router, const std::string& identi
       stats_.received++;
       const TimeUs expires = TailService::ExpiresUs(request, now);
       queue_.push_back(Job{identity, peer, TailJob{std::move(request), now, expires}});
-      queue_ready_.notify_one();
       return;
     }
   }
@@ -353,7 +372,13 @@ void CloudServer::Run(const std::atomic<bool>& stop) {
   CloudStats last;
   while (!stop.load()) {
     try {
-      zmq::poll(items, 2, std::chrono::milliseconds(100));
+      // Waiting work: look at the sockets without blocking, then serve.
+      bool work_waiting;
+      {
+        std::lock_guard<std::mutex> lock(mutex_);
+        work_waiting = !queue_.empty();
+      }
+      zmq::poll(items, 2, std::chrono::milliseconds(work_waiting ? 0 : 100));
       // Replies first: they finish work already paid for.
       while (items[1].revents & ZMQ_POLLIN) {
         zmq::message_t identity, reply;
@@ -369,6 +394,7 @@ void CloudServer::Run(const std::atomic<bool>& stop) {
       }
       for (int i = 0; i < 256 && (items[0].revents & ZMQ_POLLIN); ++i)
         if (!ReceiveOne(*router_)) break;
+      ServeInline(*router_);
     } catch (const zmq::error_t& e) {
       if (e.num() == ETERM) break;
       if (e.num() == EINTR) continue;  // a signal; `stop` says whether to go on
@@ -384,6 +410,23 @@ void CloudServer::Run(const std::atomic<bool>& stop) {
       next_stats_us += static_cast<TimeUs>(options_.stats_interval_s * 1e6);
     }
   }
+}
+
+void CloudServer::ServeInline(zmq::socket_t& router) {
+  std::vector<Job> batch;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (queue_.empty()) return;
+    // An idle worker thread takes it: the socket thread stays free for the
+    // sockets. None idle (or none at all): the socket thread serves a batch.
+    if (idle_workers_ > 0) {
+      queue_ready_.notify_one();
+      return;
+    }
+    batch = TakeBatch();
+  }
+  const auto replies = Serve(*inline_worker_, batch);
+  for (size_t i = 0; i < batch.size(); ++i) SendReply(router, batch[i].identity, replies[i]);
 }
 
 CloudStats CloudServer::stats() const {

@@ -6,11 +6,15 @@
 // once with an error reply; it sheds load with a "busy" reply when the work
 // queue is full, or when the wait it foresees in the queue would outlast the
 // request's deadline (TailService::Admit), so latency cannot grow without
-// bound and the edge learns at once that it must answer locally. Good requests
-// go to `threads` workers; each owns a TailWorker (its own tail network and
-// codec), takes up to `max_batch` queued requests at a time, serves them as one
-// batch and hands the replies back to the socket thread over inproc:// (a
-// socket belongs to one thread).
+// bound and the edge learns at once that it must answer locally. Admitted
+// requests wait in one queue served by `threads` TailWorkers (each its own tail
+// network and codec), up to `max_batch` requests per tail run: the socket
+// thread's own, and `threads - 1` worker threads, which hand their replies back
+// to the socket thread over inproc:// (a socket belongs to one thread). Work
+// goes to an idle worker thread first; with none idle (always, for one thread)
+// the socket thread serves a batch itself and replies directly, so a request
+// crosses no thread at all: while it does, new messages wait in ZeroMQ's queue
+// and are admitted after that batch.
 //
 // With a CURVE key pair the ROUTER is a CURVE server: every edge must know
 // the server's public key, and the link is encrypted. With accepted edge keys
@@ -107,6 +111,13 @@ class CloudServer {
   CloudServer(CloudOptions options, splitnet::Manifest manifest);
   Status Start();
   void WorkerLoop(int index);
+  // Up to max_batch queued jobs; mutex_ held.
+  std::vector<Job> TakeBatch();
+  // Serves `batch` on `worker`, counts and logs it; the encoded replies, in order.
+  std::vector<std::vector<std::uint8_t>> Serve(TailWorker& worker, std::vector<Job>& batch);
+  // On the socket thread: hands waiting work to an idle worker thread, or, with
+  // none idle, serves one batch itself and replies directly.
+  void ServeInline(zmq::socket_t& router);
   Status StartZapHandler();
   void ZapLoop(zmq::socket_t& handler);
   // Reads every frame of one message and handles it; false if none was waiting.
@@ -127,13 +138,15 @@ class CloudServer {
   std::unique_ptr<zmq::socket_t> router_;
   std::unique_ptr<zmq::socket_t> results_;  // PULL, fed by the workers
   std::vector<std::string> endpoints_;
-  std::vector<std::thread> workers_;
-  std::vector<Status> worker_status_;  // written once by each worker at start
+  std::unique_ptr<TailWorker> inline_worker_;  // the socket thread's own
+  std::vector<std::thread> workers_;           // threads - 1 more
+  std::vector<Status> worker_status_;          // written once by each worker at start
 
-  mutable std::mutex mutex_;  // guards queue_, stopping_ and stats_
+  mutable std::mutex mutex_;  // guards queue_, stopping_, idle_workers_ and stats_
   std::condition_variable queue_ready_;
   std::deque<Job> queue_;
   bool stopping_ = false;
+  int idle_workers_ = 0;  // worker threads waiting for work
   // Recent worker time per request (batch time / batch size), EWMA; 0 until
   // the first batch. Admission uses it to foresee the wait in the queue.
   double service_us_per_request_ = 0.0;

@@ -30,14 +30,19 @@ Result<StreamResult> RunStream(trace::FrameSource& source, EdgeRuntime& runtime,
       runtime.WaitForSlot();
     }
     auto next = source.Next();
-    if (!next.ok() && !options.skip_unreadable) return next.status();
+    if (!next.ok() && !options.skip_unreadable) {
+      runtime.Drain();  // what was sent still gets its answer
+      return next.status();
+    }
     if (!next.ok()) {
       spdlog::warn("skipping unreadable source item: {}", next.status().message());
       ++result.frames_skipped;
       // A source that fails again and again (a broken camera) ends the run.
-      if (++consecutive_errors >= kMaxConsecutiveSourceErrors)
+      if (++consecutive_errors >= kMaxConsecutiveSourceErrors) {
+        runtime.Drain();
         return Unavailable("source failed " + std::to_string(consecutive_errors) +
                            " times in a row: " + next.status().message());
+      }
       continue;
     }
     consecutive_errors = 0;
@@ -52,7 +57,10 @@ Result<StreamResult> RunStream(trace::FrameSource& source, EdgeRuntime& runtime,
       runtime.PumpUntil(at_us);
       capture_us = std::max(at_us, clock.NowUs());
     }
-    RETURN_IF_ERROR(runtime.ProcessFrame(**next, capture_us));
+    if (Status processed = runtime.ProcessFrame(**next, capture_us); !processed.ok()) {
+      runtime.Drain();
+      return processed;
+    }
     ++result.frames_in;
     // Handle whatever replies are already here without waiting.
     runtime.PumpUntil(clock.NowUs());

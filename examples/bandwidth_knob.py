@@ -19,8 +19,8 @@ import sys
 import tempfile
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from procs import Processes  # noqa: E402
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "scripts"))
+from deepcut_procs import Processes  # noqa: E402  (scripts/)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -71,9 +71,9 @@ def run(a, tmp):
                     str(a.fps), "--seed", str(a.seed), "--out", trace], check=True,
                    capture_output=True)
     with Processes(a.bin_dir, tmp) as procs:
-        endpoint = procs.cloud(a.model)
+        _, endpoint, _ = procs.cloud(a.model, extra=["--stats-interval-s", "0"])
         if a.link:
-            endpoint = procs.link(endpoint, a.link)
+            _, endpoint, _ = procs.link(endpoint, a.link, ["--stats-interval-s", "0"])
         control = "ipc://" + os.path.join(tmp, "edge.ctl")
         answers = os.path.join(a.out_dir, "answers.jsonl")
         summary = os.path.join(a.out_dir, "summary.json")
@@ -142,7 +142,8 @@ def analyse(a, rows, summary, budgets):
                                                     s["ratio"] or 0, s["segment_bps"]))
     report = {"policy": a.policy, "fps": a.fps, "frames": len(rows), "link": a.link or None,
               "accuracy": summary["accuracy"], "segments": segments,
-              "answered": summary["answered"], "duplicate_answers": summary["duplicate_answers"]}
+              "answered": summary["answered"], "duplicate_answers": summary["duplicate_answers"],
+              "uplink_bytes": summary["uplink_bytes"]}
     with open(os.path.join(a.out_dir, "knob.json"), "w") as f:
         json.dump(report, f, indent=1)
     if not a.no_plot:

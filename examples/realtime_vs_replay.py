@@ -20,8 +20,8 @@ import sys
 import tempfile
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from procs import Processes  # noqa: E402
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "scripts"))
+from deepcut_procs import Processes  # noqa: E402  (scripts/)
 
 DEFAULT_TRACE = os.path.join(os.path.dirname(ROOT), "shared", "traces", "net",
                              "TMobile-LTE-short.up")
@@ -53,13 +53,9 @@ def run(cmd, **kw):
     return res
 
 
-def link_args(spec):
-    return ["--link", spec] if os.path.isfile(spec) else ["--link-rate", spec]
-
-
 def replay(a, frames, policy, budget, out):
     run([os.path.join(a.bin_dir, "replay", "deepcut-replay"), "--model", a.model,
-         "--frames", frames, *link_args(a.link), "--policy", policy, "--budget", str(budget),
+         "--source", "trace:" + frames, "--uplink", a.link, "--policy", policy, "--budget", str(budget),
          "--delay-ms", str(a.delay_ms), "--downlink-delay-ms", str(a.delay_ms),
          "--deadline-ms", str(a.deadline_ms), "--out", out])
     with open(out) as f:
@@ -68,9 +64,10 @@ def replay(a, frames, policy, budget, out):
 
 def real_time(a, frames, budget_bps, tmp):
     with Processes(a.bin_dir, tmp) as procs:
-        cloud_ep = procs.cloud(a.model)
-        link_ep = procs.link(cloud_ep, a.link, "--delay-ms", str(a.delay_ms),
-                             log=os.path.join(a.out_dir, "link.log"))
+        _, cloud_ep, _ = procs.cloud(a.model, extra=["--stats-interval-s", "0"])
+        _, link_ep, _ = procs.link(cloud_ep, a.link,
+                                   ["--delay-ms", str(a.delay_ms), "--stats-interval-s", "0"],
+                                   log_path=os.path.join(a.out_dir, "link.log"))
         answers = os.path.join(a.out_dir, "realtime-answers.jsonl")
         summary = os.path.join(a.out_dir, "realtime-summary.json")
         print("real time: %d frames at %g fps (%.0f s) through deepcut-link ..."

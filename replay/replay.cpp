@@ -75,11 +75,18 @@ Result<Metrics> Replayer::Run(scheduler::OffloadPolicy& policy, std::vector<Answ
                                                            }));
   ASSIGN_OR_RETURN(auto source, trace::OpenSource({.spec = options_.source}));
   // The same run loop as deepcut-edge, paced by the trace's capture times.
+  size_t next_change = 0;
+  auto knob = [&] {
+    const auto& changes = options_.budget_changes;
+    while (next_change < changes.size() &&
+           clock.NowUs() >= static_cast<TimeUs>(changes[next_change].first * 1e6))
+      runtime->SetBudget(changes[next_change++].second);
+  };
   ASSIGN_OR_RETURN(auto run, edge::RunStream(*source, *runtime, clock,
                                              {.capture_times = true,
                                               .max_frames = options_.max_frames,
                                               .skip_unreadable = false},
-                                             nullptr));
+                                             nullptr, knob));
   Metrics m;
   m.policy = policy.name();
   m.summary = summary.Build();

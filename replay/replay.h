@@ -41,6 +41,10 @@ struct ReplayOptions {
   std::uint64_t seed = 1;
   std::int64_t max_frames = -1;  // -1: the whole trace
   SimLinkOptions link;
+  // The live knob, scripted: (virtual seconds from the start, new budget bit/s),
+  // applied between frames once the clock has passed that time, as a command
+  // from deepcut-ctl would be.
+  std::vector<std::pair<double, double>> budget_changes;
   bool progress = false;  // a line per policy on stderr
 };
 

@@ -30,6 +30,6 @@ echo "demo: per-frame answers in $out/answers.jsonl, summary in $out/summary.jso
 echo "demo: the scheduler, replayed: a 3000-frame scene trace over a 2 Mbit/s link, budget 25%"
 "$bin/trace/deepcut-trace" make --dataset fashion-mnist --split test --frames 3000 --fps 10 \
   --seed 1 --out "$out/scene.dctrace"
-"$bin/replay/deepcut-replay" --model models/fmnist --frames "$out/scene.dctrace" \
-  --link-rate 2M --budget 25% --policies all --out "$out/replay.json" --plot "$out/replay.png"
+"$bin/replay/deepcut-replay" --model models/fmnist --source "trace:$out/scene.dctrace" \
+  --uplink 2M --budget 25% --policies all --out "$out/replay.json" --plot "$out/replay.png"
 echo "demo: replay report in $out/replay.json, plot in $out/replay.png"

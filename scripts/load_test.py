@@ -31,6 +31,8 @@ import subprocess
 import sys
 import time
 
+from deepcut_procs import Processes, StartFailed
+
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 # The cloud's periodic and final log lines (cloud/cloud_server.cpp, cloud/main.cpp).
 STATS_LINE = re.compile(r"served (\d+) \(\+(\d+)\), errors (\d+), busy (\d+), expired (\d+), "
@@ -133,28 +135,17 @@ def cloud_counters(log_path):
     return last, stopped
 
 
-def start_cloud(a, log_path, ready_path):
-    cmd = [os.path.join(a.bin_dir, "cloud", "deepcut-cloud"), "--listen", "tcp://127.0.0.1:*",
-           "--model", a.model, "--ready-file", ready_path, "--threads", str(a.cloud_threads),
-           "--stats-interval-s", "1"]
+def start_cloud(a, procs, log_path):
+    extra = ["--threads", str(a.cloud_threads), "--stats-interval-s", "1"]
     if a.cloud_max_batch is not None:
-        cmd += ["--max-batch", str(a.cloud_max_batch)]
+        extra += ["--max-batch", str(a.cloud_max_batch)]
     if a.cloud_max_queue is not None:
-        cmd += ["--max-queue", str(a.cloud_max_queue)]
-    if os.path.exists(ready_path):
-        os.remove(ready_path)  # left by an earlier run into the same directory
-    log = open(log_path, "w")
-    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        if os.path.exists(ready_path) and os.path.getsize(ready_path) > 0:
-            with open(ready_path) as f:
-                return proc, f.readline().strip(), cmd
-        if proc.poll() is not None:
-            sys.exit("load_test: the cloud exited with %d; see %s" % (proc.returncode, log_path))
-        time.sleep(0.05)
-    proc.kill()
-    sys.exit("load_test: the cloud did not start within 60 s; see %s" % log_path)
+        extra += ["--max-queue", str(a.cloud_max_queue)]
+    try:
+        proc, endpoint, _ = procs.cloud(a.model, extra=extra, log_path=log_path)
+    except StartFailed as e:
+        sys.exit("load_test: %s" % e)
+    return proc, endpoint, proc.args
 
 
 def edge_cmd(a, endpoint, i, frames):
@@ -375,7 +366,8 @@ def main():
     cloud_log = os.path.join(a.out_dir, "cloud.log")
     t0 = time.time()
     loadavg_at_start = os.getloadavg()  # the machine may be shared: say how busy it was
-    cloud, endpoint, cloud_cmd = start_cloud(a, cloud_log, os.path.join(a.out_dir, "cloud.ready"))
+    procs = Processes(a.bin_dir, a.out_dir)
+    cloud, endpoint, cloud_cmd = start_cloud(a, procs, cloud_log)
     print("load_test: cloud on %s; %d edges x %d frames at %g fps; output in %s" %
           (endpoint, a.edges, frames, a.fps, a.out_dir), file=sys.stderr)
     edges = []
@@ -420,12 +412,7 @@ def main():
         for p, _ in edges:
             if p.poll() is None:
                 p.kill()
-        if cloud.poll() is None:
-            cloud.send_signal(signal.SIGTERM)
-            try:
-                cloud.wait(15)
-            except subprocess.TimeoutExpired:
-                cloud.kill()
+        procs.stop_all()  # the cloud: SIGTERM, so that it logs its final counts
     last, stopped = cloud_counters(cloud_log)
     cloud_info = {
         "endpoint": endpoint,

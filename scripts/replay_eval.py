@@ -44,19 +44,20 @@ def main():
                         "--frames", str(a.frames), "--fps", str(a.fps), "--seed", str(a.seed),
                         "--out", frames], check=True)
     nets = sorted(glob.glob(os.path.join(a.net_dir, "*.up")))
-    links = [("--link", n) for n in nets] or [("--link-rate", "2M")]
+    links = nets or ["2M"]
     budgets = [b.strip() for b in a.budgets.split(",") if b.strip()]
     results = []
     total = len(links) * len(budgets)
     started = time.time()
-    for i, (flag, link) in enumerate(links):
+    for i, link in enumerate(links):
         for j, budget in enumerate(budgets):
             k = i * len(budgets) + j + 1
-            name = os.path.basename(link).replace(".up", "") if flag == "--link" else "fixed-" + link
+            name = os.path.basename(link).replace(".up", "") if link in nets else "fixed-" + link
             out = os.path.join(a.out, "replay-%s-%s.json" % (name, budget))
             print("[%d/%d] %s at %s%% of always-offload (%.0f s so far)" %
                   (k, total, name, budget, time.time() - started), file=sys.stderr, flush=True)
-            subprocess.run([replay_exe, "--model", a.model, "--frames", frames, flag, link,
+            subprocess.run([replay_exe, "--model", a.model, "--source", "trace:" + frames,
+                            "--uplink", link,
                             "--budget", budget + "%", "--policies", "all", "--deadline-ms",
                             a.deadline_ms, "--out", out], check=True, stdout=subprocess.DEVNULL)
             with open(out) as f:

@@ -10,6 +10,9 @@ import sys
 import tempfile
 import time
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "scripts"))
+from deepcut_procs import Processes  # noqa: E402  (the one process starter)
+
 
 def parse_args():
     p = argparse.ArgumentParser()
@@ -26,40 +29,22 @@ class Env:
         self.edge_bin = os.path.join(args.bin_dir, "edge", "deepcut-edge")
         self.keys_bin = os.path.join(args.bin_dir, "transport", "deepcut-keys")
         self.tmp = tempfile.mkdtemp(prefix="deepcut-e2e-")
-        self.procs = []
+        self.procs = Processes(args.bin_dir, self.tmp)
 
     def _start_listening(self, name, cmd):
         """Starts a process given --ready-file and waits until it has written
         its endpoint; returns (process, endpoint, log path)."""
-        n = len(self.procs)
-        ready = os.path.join(self.tmp, "%s-ready-%d" % (name, n))
-        log_path = os.path.join(self.tmp, "%s-%d.log" % (name, n))
-        proc = subprocess.Popen(cmd + ["--ready-file", ready, "--stats-interval-s", "0"],
-                                stdout=open(log_path, "w"), stderr=subprocess.STDOUT)
-        self.procs.append(proc)
-        deadline = time.time() + 60
-        while time.time() < deadline:
-            if os.path.exists(ready) and os.path.getsize(ready) > 0:
-                with open(ready) as f:
-                    return proc, f.readline().strip(), log_path
-            if proc.poll() is not None:
-                raise RuntimeError("%s exited with %d" % (name, proc.returncode))
-            time.sleep(0.05)
-        raise RuntimeError("%s did not start" % name)
+        return self.procs.start_listening(name, cmd + ["--stats-interval-s", "0"])
 
     def start_cloud(self, listen="tcp://127.0.0.1:*", model=None, extra=()):
         """Starts a cloud and waits until it listens; returns (process, endpoint)."""
-        proc, endpoint, _ = self._start_listening(
-            "cloud", [self.cloud_bin, "--listen", listen, "--model", model or self.args.model,
-                      *extra])
+        proc, endpoint, _ = self.procs.cloud(model or self.args.model, listen,
+                                             [*extra, "--stats-interval-s", "0"])
         return proc, endpoint
 
     def start_link(self, cloud_endpoint, uplink, extra=()):
         """Starts deepcut-link in front of a cloud; returns (process, endpoint, log path)."""
-        return self._start_listening(
-            "link", [os.path.join(self.args.bin_dir, "netem", "deepcut-link"), "--listen",
-                     "tcp://127.0.0.1:*", "--connect", cloud_endpoint, "--uplink", uplink,
-                     *extra])
+        return self.procs.link(cloud_endpoint, uplink, [*extra, "--stats-interval-s", "0"])
 
     def edge_cmd(self, endpoint, *extra, model=None):
         return [self.edge_bin, "--cloud", endpoint, "--model", model or self.args.model,
@@ -78,13 +63,7 @@ class Env:
         return res
 
     def stop_all(self):
-        for p in self.procs:
-            if p.poll() is None:
-                p.send_signal(signal.SIGTERM)
-                try:
-                    p.wait(10)
-                except subprocess.TimeoutExpired:
-                    p.kill()
+        self.procs.stop_all()
 
 
 def read_answers(path):

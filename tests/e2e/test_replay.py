@@ -31,7 +31,7 @@ def test(env):
     out = os.path.join(env.tmp, "replay.json")
     md = os.path.join(env.tmp, "replay.md")
     png = os.path.join(env.tmp, "replay.png")
-    cmd = [replay_exe, "--model", env.args.model, "--frames", frames, "--link-rate", "2M",
+    cmd = [replay_exe, "--model", env.args.model, "--source", "trace:" + frames, "--uplink", "2M",
            "--budget", "25%", "--policies", "all", "--out", out, "--markdown", md, "--plot", png]
     res = run(cmd)
     expect(res.returncode == 0, "deepcut-replay exited with %d" % res.returncode)
@@ -63,6 +63,7 @@ def test(env):
 
     # Deterministic: the same run gives the same numbers.
     out2 = os.path.join(env.tmp, "replay2.json")
+    # The same again, in the spellings before --source and --uplink (kept for scripts).
     res = run([replay_exe, "--model", env.args.model, "--frames", frames, "--link-rate", "2M",
                "--budget", "25%", "--policies", "all", "--out", out2])
     expect(res.returncode == 0, "second run failed")

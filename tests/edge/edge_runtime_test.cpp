@@ -12,68 +12,22 @@
 #include <thread>
 
 #include "edge/control.h"
+#include "support/scripted.h"
 #include "transport/protocol.h"
+
+namespace deepcut::edge {
+using test_support::OkReply;
+using test_support::ScriptedLink;
+using test_support::ScriptedPolicy;
+}  // namespace deepcut::edge
 
 namespace deepcut::edge {
 namespace {
 
-// A link whose replies are produced by a test-supplied function, delivered
-// after a fixed delay, in virtual time.
-class ScriptedLink final : public transport::CloudLink {
- public:
-  using Responder =
-      std::function<std::optional<std::vector<std::uint8_t>>(const transport::Request&)>;
-  ScriptedLink(VirtualClock& clock, TimeUs delay_us, Responder responder)
-      : clock_(clock), delay_us_(delay_us), responder_(std::move(responder)) {}
-  Status Send(std::span<const std::uint8_t> message) override {
-    if (refuse) return Unavailable("scripted: no cloud");
-    auto r = transport::DecodeRequest(message);
-    EXPECT_TRUE(r.ok()) << r.status().ToString();
-    sent.push_back(*r);
-    sent_bytes += message.size();
-    if (auto reply = responder_(*r)) queue_.push_back({clock_.NowUs() + delay_us_, *reply});
-    return Status::Ok();
-  }
-  std::optional<std::vector<std::uint8_t>> Receive(TimeUs until_us) override {
-    if (!queue_.empty() && queue_.front().first <= until_us) {
-      clock_.SleepUntilUs(queue_.front().first);
-      auto bytes = queue_.front().second;
-      queue_.pop_front();
-      return bytes;
-    }
-    clock_.SleepUntilUs(until_us);
-    return std::nullopt;
-  }
-  void Reconnect() override {
-    ++reconnects;
-    queue_.clear();
-  }
-  std::size_t WireBytes(std::size_t n) const override { return transport::ZmtpFrameBytes(n); }
-
-  bool refuse = false;
-  int reconnects = 0;
-  std::vector<transport::Request> sent;
-  std::size_t sent_bytes = 0;
-
- private:
-  VirtualClock& clock_;
-  TimeUs delay_us_;
-  Responder responder_;
-  std::deque<std::pair<TimeUs, std::vector<std::uint8_t>>> queue_;
-};
-
-std::vector<std::uint8_t> OkReply(const transport::Request& r, int class_id) {
-  transport::Reply reply;
-  reply.seq = r.seq;
-  reply.class_id = class_id;
-  reply.top = {{class_id, 0.99f}};
-  return transport::EncodeReply(reply);
-}
-
 class EdgeRuntimeTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    auto m = splitnet::LoadManifest(DEEPCUT_MODEL_DIR);
+    auto m = splitnet::LoadManifest(test_support::ModelDir());
     ASSERT_TRUE(m.ok()) << m.status().ToString();
     manifest_ = *m;
     auto model = splitnet::SplitModel::Load(manifest_, {.head = true, .exit = true, .tail = false});
@@ -296,39 +250,6 @@ namespace deepcut::edge {
 namespace {
 
 // A policy that follows a script per frame and records what it is told.
-class ScriptedPolicy final : public scheduler::OffloadPolicy {
- public:
-  explicit ScriptedPolicy(std::function<scheduler::Decision(const scheduler::DecisionContext&)> f)
-      : decide_(std::move(f)) {}
-  const char* name() const override { return "scripted"; }
-  scheduler::Decision Decide(const scheduler::DecisionContext& c) override {
-    contexts.push_back(c);
-    return decide_(c);
-  }
-  void OnSent(std::uint64_t id, TimeUs, std::int64_t bytes) override {
-    sent.emplace_back(id, bytes);
-  }
-  void OnOutcome(const scheduler::Feedback& f) override {
-    outcomes.push_back({f.frame_id, f.outcome, f.class_id, f.features.size()});
-  }
-  void SetBudget(double budget_bps, TimeUs now_us) override {
-    budgets.emplace_back(budget_bps, now_us);
-  }
-  struct Seen {
-    std::int64_t frame;
-    scheduler::Outcome outcome;
-    int class_id;
-    size_t features;
-  };
-  std::vector<scheduler::DecisionContext> contexts;
-  std::vector<std::pair<std::uint64_t, std::int64_t>> sent;
-  std::vector<Seen> outcomes;
-  std::vector<std::pair<double, TimeUs>> budgets;
-
- private:
-  std::function<scheduler::Decision(const scheduler::DecisionContext&)> decide_;
-};
-
 class RuntimePolicyTest : public EdgeRuntimeTest {};
 
 // Frame 0 goes to the cloud; the others reuse its answer, and say so.

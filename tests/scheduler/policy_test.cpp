@@ -1,7 +1,6 @@
 // The offload policies as pure functions of their context, in virtual time:
 // what each one offloads, how it answers the rest, how it keeps the budget.
 #include "scheduler/policy.h"
-#include "core/units.h"
 
 #include "scheduler/oracle.h"
 
@@ -122,23 +121,6 @@ double MaxWindowBps(const Tally& t, TimeUs window_us) {
     best = std::max(best, in * 8.0 / (window_us / 1e6));
   }
   return best;
-}
-
-TEST(ParseBitRate, Suffixes) {
-  EXPECT_DOUBLE_EQ(*ParseBitRate("64000"), 64000.0);
-  EXPECT_DOUBLE_EQ(*ParseBitRate("200k"), 200e3);
-  EXPECT_DOUBLE_EQ(*ParseBitRate("1.5M"), 1.5e6);
-  EXPECT_DOUBLE_EQ(*ParseBitRate("2G"), 2e9);
-  EXPECT_DOUBLE_EQ(*ParseBitRate("500kbps"), 500e3);
-  EXPECT_DOUBLE_EQ(*ParseBitRate("1.5Mbit/s"), 1.5e6);
-  EXPECT_DOUBLE_EQ(*ParseBitRate("0"), 0.0);
-  for (const char* bad : {"", "k", "abc", "1.5x", "-3", "1..5M", "nan", "inf"}) {
-    auto r = ParseBitRate(bad);
-    EXPECT_FALSE(r.ok()) << bad;
-    if (!r.ok()) {
-      EXPECT_NE(r.status().message().find("not a bit rate"), std::string::npos);
-    }
-  }
 }
 
 TEST(MakePolicy, NamesAndErrors) {
