@@ -520,8 +520,8 @@ json LoopbackRtt(const std::string& cloud_bin, const std::string& model_dir,
 
 int main(int argc, char** argv) {
   CLI::App app{"DeepCut ratio benchmarks (edge overhead, cloud efficiency, loopback RTT)"};
-  std::string cloud_bin, model_dir = "models/fmnist", fmnist = "/usr/share/datasets/fashion-mnist",
-                         only;
+  std::string cloud_bin, model_dir = "models/fmnist",
+                         fmnist = deepcut::trace::kDefaultFashionMnistDir, only;
   std::string edge_policy = "always";
   int frames = 2000, rounds = 3, rtt_requests = 2000, threads = 1, edge_cv_threads = -1;
   double seconds = 3.0;

@@ -22,14 +22,14 @@ std::string DirectoryOf(const std::string& path) {
 // A new temporary file beside `path`, opened for writing (mode 0666 less the
 // umask, as any output); its name in `tmp`. The name is unique per process and
 // call, and O_EXCL makes sure nothing else is overwritten.
-int OpenTemporary(const std::string& path, std::string& tmp) {
+int OpenTemporary(const std::string& path, std::string& tmp, unsigned mode = 0666) {
   static std::atomic<std::uint64_t> counter{0};
   const fs::path p(path);
   for (int attempt = 0; attempt < 100; ++attempt) {
     tmp = (p.parent_path() / ("." + p.filename().string() + ".tmp-" + std::to_string(::getpid()) +
                               "-" + std::to_string(counter++)))
               .string();
-    const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+    const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
     if (fd >= 0 || errno != EEXIST) return fd;
   }
   return -1;
@@ -37,10 +37,11 @@ int OpenTemporary(const std::string& path, std::string& tmp) {
 
 }  // namespace
 
-Status WriteFileAtomically(const std::string& path, const std::string& text) {
+Result<std::string> WriteTemporaryFile(const std::string& path, const std::string& text,
+                                       unsigned mode) {
   if (path.empty()) return InvalidArgument("no output path given");
   std::string tmp;
-  const int fd = OpenTemporary(path, tmp);
+  const int fd = OpenTemporary(path, tmp, mode);
   if (fd < 0)
     return Internal("cannot write " + path + ": cannot create a file in " + DirectoryOf(path) +
                     ": " + std::strerror(errno));
@@ -55,13 +56,28 @@ Status WriteFileAtomically(const std::string& path, const std::string& text) {
     }
     done += static_cast<size_t>(n);
   }
+  if (error == 0 && ::fsync(fd) != 0) error = errno;
   if (::close(fd) != 0 && error == 0) error = errno;
-  if (error == 0 && ::rename(tmp.c_str(), path.c_str()) != 0) error = errno;
   if (error != 0) {
     ::unlink(tmp.c_str());
     return Internal("cannot write " + path + ": " + std::strerror(error));
   }
-  return Status::Ok();
+  return tmp;
+}
+
+Status PlaceFile(const std::string& temporary, const std::string& path, bool replace) {
+  const int rc =
+      replace ? ::rename(temporary.c_str(), path.c_str()) : ::link(temporary.c_str(), path.c_str());
+  const int error = errno;
+  if (!replace || rc != 0) ::unlink(temporary.c_str());
+  if (rc == 0) return Status::Ok();
+  if (!replace && error == EEXIST) return InvalidArgument(path + " exists");
+  return Internal("cannot write " + path + ": " + std::strerror(error));
+}
+
+Status WriteFileAtomically(const std::string& path, const std::string& text) {
+  ASSIGN_OR_RETURN(std::string tmp, WriteTemporaryFile(path, text));
+  return PlaceFile(tmp, path);
 }
 
 Status CheckWritableOutput(const std::string& path) {

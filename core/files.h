@@ -17,6 +17,16 @@ namespace deepcut {
 // On failure the temporary file is removed and `path` is untouched.
 Status WriteFileAtomically(const std::string& path, const std::string& text);
 
+// The two halves of WriteFileAtomically, for writing several files as a set
+// (a key pair): `text` in a new temporary file beside `path` with `mode`
+// (umask applied), synced; its name. Then PlaceFile moves it to `path`:
+// replacing what is there, or with `replace` false failing if `path` exists
+// (a hard link, so nothing appearing meanwhile is overwritten). The temporary
+// file is gone afterwards either way.
+Result<std::string> WriteTemporaryFile(const std::string& path, const std::string& text,
+                                       unsigned mode = 0666);
+Status PlaceFile(const std::string& temporary, const std::string& path, bool replace = true);
+
 // Whether `path` can be written as an output: its directory exists and a file
 // can be created in it (tried, then removed: permissions alone do not tell, for
 // root or on a read-only mount), and `path` itself is not a directory. Writes

@@ -1,8 +1,6 @@
 // deepcut-eval: offline measurements of a model package.
 //   deepcut-eval rate-accuracy --model DIR [--baseline DIR] --out FILE.json
 //                              [--markdown FILE.md] [--plot FILE.png]
-#include <unistd.h>
-
 #include <CLI/CLI.hpp>
 #include <cstdio>
 #include <filesystem>
@@ -11,6 +9,7 @@
 
 #include "cli/cli.h"
 #include "core/files.h"
+#include "core/progress.h"
 #include "eval/rate_accuracy.h"
 
 namespace {
@@ -47,14 +46,15 @@ int main(int argc, char** argv) {
   ra->add_option("--plot-script", plot_script, "the plotting script")->capture_default_str();
   app.footer("Exit codes: 0 ok, 2 bad option (a package it names included), 5 the run failed.");
   if (int code = cli::Parse(app, argc, argv); code >= 0) return code;
-  const bool tty = ::isatty(STDERR_FILENO);
+  // A progress line on a terminal; milestones in a log.
+  ProgressLine progress("rate-accuracy", "images");
+  const bool tty = ProgressLine::StderrIsTerminal();
   auto report = eval::RunRateAccuracy(options, [&](int done, int total) {
-    if (tty)
-      std::fprintf(stderr, "\rrate-accuracy: %d/%d images", done, total);
-    else if (done == total || done % 2000 < options.batch)
+    progress.Update(done, total);
+    if (!tty && (done == total || done % 2000 < options.batch))
       std::fprintf(stderr, "rate-accuracy: %d/%d images\n", done, total);
   });
-  if (tty) std::fputc('\n', stderr);
+  progress.Done();
   if (!report.ok()) {
     std::cerr << "rate-accuracy: " << report.status().message() << "\n";
     return report.status().code() == StatusCode::kInvalidArgument ||

@@ -20,13 +20,14 @@
 #include <nlohmann/json.hpp>
 
 #include "core/status.h"
+#include "trace/fashion_mnist.h"
 
 namespace deepcut::eval {
 
 struct RateAccuracyOptions {
   std::string model_dir = "models/fmnist";
   std::string baseline_dir;  // empty: features and exit only
-  std::string fashion_mnist_dir = "/usr/share/datasets/fashion-mnist";
+  std::string fashion_mnist_dir = trace::kDefaultFashionMnistDir;
   int frames = -1;  // test images to use; -1: all 10,000
   int batch = 250;  // images per inference batch
   std::vector<int> jpeg_qualities{10, 20, 30, 40, 50, 60, 70, 80, 90, 95};

@@ -42,7 +42,7 @@ class FrameSource {
 struct SourceOptions {
   std::string spec;
   // Where Debian's dataset-fashion-mnist puts the IDX files.
-  std::string fashion_mnist_dir = "/usr/share/datasets/fashion-mnist";
+  std::string fashion_mnist_dir = kDefaultFashionMnistDir;
 };
 
 Result<std::unique_ptr<FrameSource>> OpenSource(const SourceOptions& options);

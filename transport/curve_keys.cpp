@@ -1,5 +1,7 @@
 #include "transport/curve_keys.h"
 
+#include "core/files.h"
+
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -78,32 +80,6 @@ Result<std::string> ReadText(const std::string& path) {
 }
 
 // A temporary file beside `final_path` holding `text`, with `mode`; its path.
-Result<std::string> WriteTemporary(const std::string& final_path, const std::string& text,
-                                   mode_t mode) {
-  std::string path = final_path + ".tmp.XXXXXX";
-  const int fd = ::mkstemp(path.data());  // created with mode 0600
-  if (fd < 0)
-    return NotFound("cannot create a file beside " + final_path + ": " + std::strerror(errno));
-  std::size_t written = 0;
-  int error = 0;
-  while (written < text.size()) {
-    const ssize_t n = ::write(fd, text.data() + written, text.size() - written);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
-      error = errno;
-      break;
-    }
-    written += static_cast<std::size_t>(n);
-  }
-  if (!error && ::fchmod(fd, mode) != 0) error = errno;
-  if (!error && ::fsync(fd) != 0) error = errno;
-  if (::close(fd) != 0 && !error) error = errno;
-  if (error) {
-    ::unlink(path.c_str());
-    return Internal("cannot write " + path + ": " + std::strerror(error));
-  }
-  return path;
-}
 
 }  // namespace
 
@@ -225,23 +201,19 @@ Status WriteKeyFiles(const std::string& dir, const std::string& name, const Curv
       if (fs::exists(fs::symlink_status(p, ec)))
         return InvalidArgument(p + " exists; not overwriting it (use --force to replace it)");
 
-  ASSIGN_OR_RETURN(std::string key_tmp, WriteTemporary(key_path, FormatSecretKeyFile(pair), 0600));
-  auto pub_tmp = WriteTemporary(pub_path, FormatPublicKeyFile(pair.public_key), 0644);
+  ASSIGN_OR_RETURN(std::string key_tmp,
+                   WriteTemporaryFile(key_path, FormatSecretKeyFile(pair), 0600));
+  auto pub_tmp = WriteTemporaryFile(pub_path, FormatPublicKeyFile(pair.public_key), 0644);
   if (!pub_tmp.ok()) {
     ::unlink(key_tmp.c_str());
     return pub_tmp.status();
   }
-  // Moves `tmp` to `path`; without `overwrite` a hard link, which fails if
-  // `path` appeared meanwhile instead of replacing it.
+  // Without `overwrite`, a file that appeared meanwhile is not replaced.
   auto place = [&](const std::string& tmp, const std::string& path) -> Status {
-    const int rc =
-        overwrite ? ::rename(tmp.c_str(), path.c_str()) : ::link(tmp.c_str(), path.c_str());
-    const int error = errno;
-    if (!overwrite || rc != 0) ::unlink(tmp.c_str());
-    if (rc == 0) return Status::Ok();
-    if (error == EEXIST)
+    Status placed = PlaceFile(tmp, path, overwrite);
+    if (placed.code() == StatusCode::kInvalidArgument)
       return InvalidArgument(path + " exists; not overwriting it (use --force to replace it)");
-    return Internal("cannot move " + tmp + " to " + path + ": " + std::strerror(error));
+    return placed;
   };
   if (Status placed = place(key_tmp, key_path); !placed.ok()) {
     ::unlink(pub_tmp->c_str());
