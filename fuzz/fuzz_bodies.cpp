@@ -20,14 +20,14 @@
 #include "transport/protocol.h"
 
 namespace deepcut::fuzz {
-namespace {
 
-// A violated property: say which and abort, so the fuzzer keeps the input.
 void Require(bool property, const std::string& what) {
   if (property) return;
   std::fprintf(stderr, "fuzz property violated: %s\n", what.c_str());
   std::abort();
 }
+
+namespace {
 
 // ---- protocol ---------------------------------------------------------------
 

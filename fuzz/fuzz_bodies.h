@@ -32,6 +32,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <string>
 
 #include "core/status.h"
 
@@ -46,6 +47,10 @@ Status RunFrameTrace(const std::uint8_t* data, std::size_t size);
 Status RunManifest(const std::uint8_t* data, std::size_t size);
 // Ok when the cloud answered the message with status ok.
 Status RunCloud(const std::uint8_t* data, std::size_t size);
+
+// A violated property: says which on stderr and aborts, so that the fuzzer
+// keeps the input.
+void Require(bool property, const std::string& what);
 
 // LLVMFuzzerTestOneInput bodies: Run*, verdict ignored; always 0.
 int FuzzProtocol(const std::uint8_t* data, std::size_t size);

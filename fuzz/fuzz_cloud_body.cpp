@@ -29,12 +29,6 @@
 namespace deepcut::fuzz {
 namespace {
 
-void Require(bool property, const std::string& what) {
-  if (property) return;
-  std::fprintf(stderr, "fuzz property violated: %s\n", what.c_str());
-  std::abort();
-}
-
 constexpr auto kReplyTimeout = std::chrono::seconds(10);
 
 class CloudUnderTest {
