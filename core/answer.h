@@ -42,6 +42,10 @@ struct Answer {
   TimeUs capture_us = 0;
   TimeUs answer_us = 0;
   TimeUs deadline_us = 0;
+  // Scene fusion: how many frames' exit and cloud posteriors the answer pooled
+  // (both 0: it is one frame's own answer).
+  int evidence_exit = 0;
+  int evidence_cloud = 0;
   TimeUs LatencyUs() const { return answer_us - capture_us; }
   bool Correct() const { return label >= 0 && label == class_id; }
 };

@@ -53,6 +53,9 @@ void AnswerLog::Record(const Answer& a) {
         {"capture_s", static_cast<double>(a.capture_us) / 1e6},
         {"deadline_met", a.answer_us <= a.deadline_us}};
     if (a.label >= 0) j["label"] = a.label;
+    // Scene fusion: the frames whose exit and cloud posteriors this answer pooled.
+    if (a.evidence_exit + a.evidence_cloud > 0)
+      j["evidence"] = {{"exit_frames", a.evidence_exit}, {"cloud_frames", a.evidence_cloud}};
     if (a.offloaded) j["rate"] = a.rate;
     jsonl_ << j.dump() << '\n';
   }

@@ -38,9 +38,19 @@ cli::Outcome RunEdgeApp(EdgeAppOptions o, const std::atomic<bool>& stop) {
   if (!model.ok()) return Fail(cli::kExitBadModel, model.status());
   auto budget = ParseBitRate(o.budget_text);
   if (!budget.ok()) return Fail(cli::kExitBadOption, Named("--budget", budget.status()));
-  o.policy.name = o.policy_name;
+  const scheduler::PolicyChoice choice = scheduler::ParsePolicyChoice(o.policy_name);
+  o.policy.name = choice.name;
+  if (o.fusion == "auto")
+    o.runtime.fuse_scene = choice.fusion;
+  else
+    o.runtime.fuse_scene = o.fusion == "on";
   o.policy.budget_bps = *budget;
   o.policy.model = ModelFactsOf(*manifest);
+  if (choice.name == "learned") {
+    auto net = LoadPolicyNet(*manifest, o.policy_weights);
+    if (!net.ok()) return Fail(cli::kExitBadOption, Named("--policy-weights", net.status()));
+    o.policy.learned = *net;
+  }
   auto policy = scheduler::MakePolicy(o.policy);
   if (!policy.ok()) return Fail(cli::kExitBadOption, Named("--policy", policy.status()));
 

@@ -27,11 +27,15 @@ struct EdgeAppOptions {
   std::string curve_key_file;  // this edge's CURVE .key (with cloud_key_file)
   std::string model_dir;       // model package
   std::string policy_name = "deepcut";
+  std::string policy_weights;     // learned: the network (default: the package's policy.json)
   std::string budget_text = "0";  // bit/s with suffixes; 0: unlimited
   std::string control_endpoint;   // the live knob's; empty: none
   std::string out_path;           // per-frame answers (JSONL); empty: none
   std::string summary_path;       // summary JSON; empty: none
   std::string progress = "auto";  // auto (a terminal) | on | off
+  // The answer rule: on (scene fusion), off (a frame's own answer), auto (on for
+  // deepcut, learned and NAME+fusion).
+  std::string fusion = "auto";
   EdgeOptions runtime;
   trace::SourceOptions source;
   StreamOptions stream;

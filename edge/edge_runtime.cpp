@@ -1,5 +1,7 @@
 #include "edge/edge_runtime.h"
 
+#include <filesystem>
+
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -41,6 +43,25 @@ scheduler::ModelFacts ModelFactsOf(const splitnet::Manifest& m) {
                                .exit_accuracy = m.exit_accuracy};
 }
 
+Result<std::shared_ptr<const scheduler::PolicyNet>> LoadPolicyNet(
+    const splitnet::Manifest& manifest, const std::string& weights_file) {
+  const std::filesystem::path file =
+      weights_file.empty() ? manifest.dir / "policy.json" : std::filesystem::path(weights_file);
+  ASSIGN_OR_RETURN(auto net, scheduler::PolicyNet::Load(file));
+  return std::make_shared<const scheduler::PolicyNet>(std::move(net));
+}
+
+scheduler::FusionOptions FusionFor(const splitnet::Manifest& manifest) {
+  scheduler::FusionOptions f;
+  if (manifest.fusion.present) {
+    f.change_distance = manifest.fusion.change_distance;
+    f.decay_scale = manifest.fusion.decay_scale;
+    f.exit_weight = manifest.fusion.exit_weight;
+    f.cloud_weight = manifest.fusion.cloud_weight;
+  }
+  return f;
+}
+
 EdgeRuntime::EdgeRuntime(EdgeOptions options, splitnet::SplitModel& model,
                          scheduler::OffloadPolicy& policy, transport::CloudLink& link, Clock& clock,
                          AnswerCallback on_answer)
@@ -54,6 +75,15 @@ EdgeRuntime::EdgeRuntime(EdgeOptions options, splitnet::SplitModel& model,
   rate_index_ = options_.rate.empty() ? m.default_rate_index : m.RateIndex(options_.rate);
   next_seq_ = options_.first_sequence_number;
   last_heard_us_ = clock_.NowUs();
+  if (options_.fuse_scene) {
+    scheduler::FusionOptions f = options_.fusion ? *options_.fusion : FusionFor(m);
+    // The whole feature vector tells one item from the next far better than
+    // its channel means (docs/replay.md, "Answers from the whole scene").
+    f.channels = 0;
+    f.value_min = m.bottleneck.min;
+    f.value_max = m.bottleneck.max;
+    fusion_.emplace(f, static_cast<int>(m.classes.size()));
+  }
   rates_.resize(m.rates.size());
   for (size_t r = 0; r < m.rates.size(); ++r)
     rates_[r].cloud_accuracy = r < m.rate_accuracy.size() ? m.rate_accuracy[r] : 0.0;
@@ -115,6 +145,7 @@ Status EdgeRuntime::ProcessFrame(const trace::SourceFrame& frame, TimeUs capture
   answer.deadline_us = capture_us + static_cast<TimeUs>(options_.deadline_ms * 1000.0);
 
   if (!rates_measured_) RETURN_IF_ERROR(MeasureRates(features));
+  if (fusion_) fusion_->AddFrame(frame.index, features, local.probabilities);
   if (policy_.WantsPixels()) {
     cv::Mat gray, small;
     if (frame.image.channels() == 1)
@@ -141,21 +172,31 @@ Status EdgeRuntime::ProcessFrame(const trace::SourceFrame& frame, TimeUs capture
   context.max_in_flight = options_.max_in_flight;
   context.default_rate_index = rate_index_;
   context.rates = rates_;
+  if (fusion_) {
+    const scheduler::FusedAnswer f = fusion_->Current();
+    context.fused = true;
+    context.fused_confidence = f.confidence;
+    context.fused_cloud_frames = f.cloud_frames;
+    context.fused_exit_frames = f.exit_frames;
+  }
   scheduler::Decision decision = policy_.Decide(context);
 
   if (decision.action == scheduler::Action::kReuse && last_cloud_.class_id >= 0) {
     answer.route = Route::kReuse;
     answer.class_id = last_cloud_.class_id;
     answer.confidence = last_cloud_.confidence;
+    Fuse(answer);
     Deliver(answer);
     return Status::Ok();
   }
   if (decision.action != scheduler::Action::kOffload) {
+    Fuse(answer);
     Deliver(answer);
     return Status::Ok();
   }
   if (in_flight() >= options_.max_in_flight) {
     answer.reason = Reason::kWindowFull;
+    Fuse(answer);
     Deliver(answer);
     return Status::Ok();
   }
@@ -179,6 +220,7 @@ Status EdgeRuntime::ProcessFrame(const trace::SourceFrame& frame, TimeUs capture
   if (Status sent = link_.Send(message); !sent.ok()) {
     spdlog::debug("frame {}: offload refused: {}", frame.index, sent.message());
     answer.reason = Reason::kCloudUnavailable;
+    Fuse(answer);
     Deliver(answer);
     return Status::Ok();
   }
@@ -192,6 +234,18 @@ Status EdgeRuntime::ProcessFrame(const trace::SourceFrame& frame, TimeUs capture
   pending_[seq] = Pending{answer, answer.deadline_us - guard_us, std::move(features)};
   policy_.OnSent(seq, clock_.NowUs(), answer.uplink_bytes);
   return Status::Ok();
+}
+
+void EdgeRuntime::Fuse(Answer& answer) const {
+  if (!fusion_ || !fusion_->InCurrentScene(answer.frame_id)) return;
+  const scheduler::FusedAnswer f = fusion_->Current();
+  if (f.class_id < 0) return;
+  answer.class_id = f.class_id;
+  answer.confidence = f.confidence;
+  answer.evidence_exit = f.exit_frames;
+  answer.evidence_cloud = f.cloud_frames;
+  if (answer.route != Route::kCloud)
+    answer.route = f.cloud_frames > 0 ? Route::kReuse : Route::kLocal;
 }
 
 void EdgeRuntime::Deliver(Answer answer) {
@@ -214,6 +268,7 @@ void EdgeRuntime::ExpireDue() {
     }
     Answer answer = it->second.fallback;
     answer.reason = Reason::kDeadlineMissed;
+    Fuse(answer);  // the scene's evidence by now, not just at capture
     Notify(it->first, it->second, scheduler::Outcome::kLost, nullptr);
     expired_.emplace_back(it->first, std::move(it->second));
     if (static_cast<int>(expired_.size()) > options_.late_reply_memory) expired_.pop_front();
@@ -270,6 +325,7 @@ void EdgeRuntime::HandleReply(const std::vector<std::uint8_t>& bytes) {
       answer.route = Route::kCloud;
       answer.class_id = reply.class_id;
       answer.confidence = reply.top.empty() ? 0.0f : reply.top.front().score;
+      if (fusion_ && PoolCloud(answer.frame_id, reply)) Fuse(answer);
       if (answer.frame_id > last_cloud_.frame_id)
         last_cloud_ = CloudAnswer{answer.frame_id, answer.class_id, answer.confidence};
       break;
@@ -285,8 +341,15 @@ void EdgeRuntime::HandleReply(const std::vector<std::uint8_t>& bytes) {
       outcome = scheduler::Outcome::kError;
       break;
   }
+  if (outcome != scheduler::Outcome::kAnswered) Fuse(answer);  // busy, error: the fallback
   Notify(seq, pending, outcome, &reply);
   Deliver(answer);
+}
+
+bool EdgeRuntime::PoolCloud(std::int64_t frame_id, const transport::Reply& reply) {
+  std::vector<std::pair<int, float>> top;
+  for (const auto& t : reply.top) top.emplace_back(t.class_id, t.score);
+  return fusion_->AddCloud(frame_id, top);
 }
 
 // A reply after its frame's fallback: the frame is answered already, but the
@@ -300,6 +363,7 @@ void EdgeRuntime::HandleLateReply(const transport::Reply& reply) {
       if (p.fallback.frame_id > last_cloud_.frame_id)
         last_cloud_ = CloudAnswer{p.fallback.frame_id, reply.class_id,
                                   reply.top.empty() ? 0.0f : reply.top.front().score};
+      if (fusion_) PoolCloud(p.fallback.frame_id, reply);  // later frames of its scene gain
       Notify(it->first, p, scheduler::Outcome::kLate, &reply);
     }
     expired_.erase(std::next(it).base());

@@ -23,6 +23,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -30,6 +31,7 @@
 #include "core/clock.h"
 #include "core/status.h"
 #include "scheduler/policy.h"
+#include "scheduler/scene_fusion.h"
 #include "splitnet/feature_codec.h"
 #include "splitnet/split_model.h"
 #include "trace/frame_source.h"
@@ -50,6 +52,13 @@ struct EdgeOptions {
   std::uint64_t first_sequence_number = 1;  // (tests start near 2^16 to cross the wrap)
   int thumbnail_size = 16;      // side of the gray thumbnail pixel-difference policies see
   int late_reply_memory = 256;  // expired requests remembered for their late replies
+  // The answer rule: false, a frame's own answer (the exit's, or the cloud's last
+  // one when the policy reuses it); true, the scene's pooled evidence
+  // (scheduler/scene_fusion.h). `fusion` unset: the package's tuned settings
+  // (manifest "fusion"), else FusionOptions' defaults. The value range comes
+  // from the model.
+  bool fuse_scene = false;
+  std::optional<scheduler::FusionOptions> fusion;
 };
 
 struct EdgeCounters {
@@ -82,6 +91,13 @@ Result<std::vector<OffloadAtRate>> CodeEveryRate(
 
 // What the scheduler may know of a model, from its manifest.
 scheduler::ModelFacts ModelFactsOf(const splitnet::Manifest& manifest);
+// The learned policy's network: `weights_file`, or the package's policy.json
+// when empty. NotFound if there is none; InvalidArgument naming what is wrong.
+Result<std::shared_ptr<const scheduler::PolicyNet>> LoadPolicyNet(
+    const splitnet::Manifest& manifest, const std::string& weights_file);
+
+// The fusion settings for `manifest`: its tuned ones, else the defaults.
+scheduler::FusionOptions FusionFor(const splitnet::Manifest& manifest);
 
 class EdgeRuntime {
  public:
@@ -136,6 +152,11 @@ class EdgeRuntime {
   Status MeasureRates(std::span<const float> features);
   void ExpireDue();
   void Deliver(Answer answer);
+  // With fuse_scene, `answer` takes the scene's pooled answer (route reuse when
+  // cloud evidence is in it, else local); without, it is left as it is.
+  void Fuse(Answer& answer) const;
+  // Pools a cloud reply's posterior into the scene; false if its frame's scene is over.
+  bool PoolCloud(std::int64_t frame_id, const transport::Reply& reply);
   TimeUs NextFireUs() const;
 
   EdgeOptions options_;
@@ -157,6 +178,7 @@ class EdgeRuntime {
   int consecutive_misses_ = 0;
   TimeUs last_heard_us_ = 0;  // last reply of any kind, the last reconnect, or the start
   EdgeCounters counters_;
+  std::optional<scheduler::SceneFusion> fusion_;  // with fuse_scene
 };
 
 }  // namespace deepcut::edge

@@ -36,11 +36,18 @@ int main(int argc, char** argv) {
       ->check(cli::Between(0, 1000));
   app.add_flag("--capture-times", o.stream.capture_times,
                "pace a trace's frames at their recorded capture times, in real time");
-  std::string policy_help = "offload policy:";
+  std::string policy_help = "offload policy (NAME+fusion: with the scene-fusion answer rule):";
   for (const auto& n : scheduler::PolicyNames()) policy_help += " " + n;
   app.add_option("--policy", o.policy_name, policy_help)->capture_default_str();
   app.add_option("--budget", o.budget_text, "uplink budget in bit/s, e.g. 20k, 1.5M (0: unlimited)")
       ->capture_default_str();
+  app.add_option("--fusion", o.fusion,
+                 "answer from the whole scene's evidence: on, off, or auto (on for deepcut, "
+                 "learned and NAME+fusion)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"auto", "on", "off"}));
+  app.add_option("--policy-weights", o.policy_weights,
+                 "the learned policy's network (default: the package's policy.json)");
   app.add_option("--seed", o.policy.seed, "seed of the random policy")->capture_default_str();
   app.add_option("--period", o.policy.period_frames,
                  "periodic: offload every N frames (without a budget)")

@@ -57,6 +57,11 @@ int main(int argc, char** argv) {
   app.add_option("--max-in-flight", o.replay.max_in_flight, "offloads awaiting a reply")
       ->capture_default_str()
       ->check(cli::Between(1, 1024));
+  app.add_option("--policy-weights", o.policy_weights,
+                 "the learned policy's network (default: the package's policy.json)");
+  app.add_option("--fusion", o.fusion_text,
+                 "scene-fusion settings over the package's: change=D,decay=S,exit=W,cloud=W "
+                 "(any of them; for tuning)");
   app.add_option("--rate", o.replay.rate, "default codec rate (default: the model's)");
   app.add_option("--seed", o.replay.seed, "seed of the random policy")->capture_default_str();
   app.add_option("--out", o.json_path, "report JSON")->check(cli::OutputFile());

@@ -41,6 +41,14 @@ Result<std::unique_ptr<Replayer>> Replayer::Create(const splitnet::Manifest& man
   ASSIGN_OR_RETURN(r->edge_model_, splitnet::SplitModel::Load(
                                        manifest, {.head = true, .exit = true, .tail = false}));
   ASSIGN_OR_RETURN(r->cloud_, InProcessCloud::Create(manifest, r->options_.link.cloud_ms));
+  if (!r->options_.learned) {
+    // The package's network, if it has one; a broken file is an error.
+    auto net = edge::LoadPolicyNet(manifest, "");
+    if (net.ok())
+      r->options_.learned = *net;
+    else if (net.status().code() != StatusCode::kNotFound)
+      return net.status();
+  }
   // Open the source once now, so a bad file fails before any work.
   ASSIGN_OR_RETURN(auto source, trace::OpenSource({.spec = r->options_.source}));
   if (source->IsLive())
@@ -54,10 +62,12 @@ scheduler::PolicyOptions Replayer::PolicyOptionsFor(const std::string& name) con
   p.budget_bps = options_.budget_bps;
   p.seed = options_.seed;
   p.model = edge::ModelFactsOf(manifest_);
+  p.learned = options_.learned;
   return p;
 }
 
-Result<Metrics> Replayer::Run(scheduler::OffloadPolicy& policy, std::vector<Answer>* out) {
+Result<Metrics> Replayer::Run(scheduler::OffloadPolicy& policy, std::vector<Answer>* out,
+                              bool fuse) {
   const auto wall_start = std::chrono::steady_clock::now();
   VirtualClock clock(0);
   SimulatedCloudLink link(clock, *cloud_, uplink_, downlink_, options_.link);
@@ -68,6 +78,8 @@ Result<Metrics> Replayer::Run(scheduler::OffloadPolicy& policy, std::vector<Answ
   eo.guard_ms = options_.guard_ms;
   eo.max_in_flight = options_.max_in_flight;
   eo.rate = options_.rate;
+  eo.fuse_scene = fuse;
+  eo.fusion = options_.fusion;
   ASSIGN_OR_RETURN(auto runtime, edge::EdgeRuntime::Create(eo, *edge_model_, policy, link, clock,
                                                            [&](const Answer& a) {
                                                              summary.Add(a);
@@ -130,6 +142,8 @@ Status Replayer::Precompute() {
     ASSIGN_OR_RETURN(auto exit, edge_model_->RunExit(f.features));
     f.exit_class = exit.class_id;
     f.exit_error = manifest_.ExitErrorRate(exit.confidence);
+    f.exit_confidence = exit.confidence;
+    f.item = facts_.empty() ? 0 : facts_.back().item + (next->scene_start ? 1 : 0);
     std::vector<std::vector<float>> decoded;
     ASSIGN_OR_RETURN(auto offloads,
                      edge::CodeEveryRate(manifest_, codec, f.features,
@@ -224,6 +238,48 @@ Result<std::pair<Metrics, std::vector<int>>> Replayer::Oracle(
     return Internal("the oracle's plan does not add up to its own count");
   m.wall_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - wall_start).count();
   return std::make_pair(m, plan.rate);
+}
+
+Result<std::vector<int>> Replayer::ExpectedOraclePlan(std::int64_t byte_budget) {
+  RETURN_IF_ERROR(Precompute());
+  const int n = static_cast<int>(facts_.size());
+  const int rates = static_cast<int>(manifest_.rates.size());
+  if (facts_.back().item == 0 && n > 1)
+    return InvalidArgument("oracle-expected needs the items in view: " + options_.source +
+                           " marks no scene starts (deepcut-trace make writes them)");
+  const int default_rate =
+      options_.rate.empty() ? manifest_.default_rate_index : manifest_.RateIndex(options_.rate);
+  auto value = [](double p) {
+    return static_cast<int>(std::lround(std::clamp(p, 0.0, 1.0) * scheduler::kValueScale));
+  };
+  scheduler::OracleInput in;
+  in.frames = n;
+  in.rates = rates;
+  for (const auto& f : facts_) {
+    in.labels.push_back(f.label);
+    in.local_class.push_back(f.exit_class);
+    in.local_value.push_back(value(1.0 - f.exit_error));
+    in.item.push_back(f.item);
+    for (int r = 0; r < rates; ++r) {
+      in.cloud_class.push_back(f.cloud_class[r]);
+      in.bytes.push_back(f.cloud_bytes[r]);
+      // The tail's accuracy on frames like this one (its exit-confidence bin);
+      // packages without it: the calibrated guess the policies use.
+      double p = manifest_.CloudAccuracy(f.exit_confidence, r);
+      if (p < 0)
+        p = scheduler::ExpectedCloudAccuracy(
+            f.exit_error,
+            r < static_cast<int>(manifest_.rate_accuracy.size()) ? manifest_.rate_accuracy[r] : 0.0,
+            manifest_.exit_accuracy);
+      in.cloud_value.push_back(value(p));
+    }
+  }
+  // Reuse an answer while the same item is in view and it is worth more than the exit's.
+  in.reuse = [&](int i, int j) {
+    return in.item[i] == in.item[j] && in.cloud_value[j * rates + default_rate] > in.local_value[i];
+  };
+  ASSIGN_OR_RETURN(auto plan, scheduler::SolveOracle(in, byte_budget));
+  return plan.rate;
 }
 
 }  // namespace deepcut::replay

@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -25,6 +26,7 @@
 #include "network/net_trace.h"
 #include "replay/sim_link.h"
 #include "scheduler/policy.h"
+#include "scheduler/scene_fusion.h"
 #include "splitnet/manifest.h"
 
 namespace deepcut::replay {
@@ -45,6 +47,10 @@ struct ReplayOptions {
   // applied between frames once the clock has passed that time, as a command
   // from deepcut-ctl would be.
   std::vector<std::pair<double, double>> budget_changes;
+  // The answer rule of policies run with fusion; unset: the package's settings.
+  std::optional<scheduler::FusionOptions> fusion;
+  // The learned policy's network; unset: the package's policy.json if it has one.
+  std::shared_ptr<const scheduler::PolicyNet> learned;
   bool progress = false;  // a line per policy on stderr
 };
 
@@ -64,11 +70,20 @@ class Replayer {
                                                   ReplayOptions options);
   ~Replayer();
   // One policy over the whole trace. `answers` receives every answer if given.
-  Result<Metrics> Run(scheduler::OffloadPolicy& policy, std::vector<Answer>* answers = nullptr);
+  // `fuse`: the scene-fusion answer rule (ReplayOptions::fusion).
+  Result<Metrics> Run(scheduler::OffloadPolicy& policy, std::vector<Answer>* answers = nullptr,
+                      bool fuse = false);
   // The oracle within `byte_budget`, with the fallback rule under `scene`'s
   // calibration: its offline metrics and the plan (rate per frame, -1 none).
   Result<std::pair<Metrics, std::vector<int>>> Oracle(std::int64_t byte_budget,
                                                       const scheduler::SceneDetector& scene);
+  // The expected oracle's plan (scheduler/oracle.h): the same DP, clairvoyant
+  // about the items in view (the trace's scene marks) and the link, valuing
+  // answers by the package's calibration (exit error and the tail's accuracy
+  // per exit-confidence bin and rate) instead of by the labels. Its metrics
+  // are the plan's own expected values; the report plays the plan and scores
+  // it on the real answers.
+  Result<std::vector<int>> ExpectedOraclePlan(std::int64_t byte_budget);
   // Trace duration in seconds (needs one Run or Oracle first, or reads the trace).
   Result<double> DurationS();
   scheduler::PolicyOptions PolicyOptionsFor(const std::string& name) const;
@@ -81,6 +96,8 @@ class Replayer {
     int label = -1;
     int exit_class = -1;
     float exit_error = 1.0f;
+    float exit_confidence = 0.0f;
+    int item = 0;  // counts the trace's scene starts
     std::vector<float> features;
     std::vector<int> cloud_class;           // per rate
     std::vector<std::int64_t> cloud_bytes;  // per rate, on the wire

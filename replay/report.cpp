@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -19,9 +20,22 @@
 namespace deepcut::replay {
 namespace {
 
+// The baselines, each in its published form and with DeepCut's answer rule.
+const std::vector<std::string>& Baselines() {
+  static const std::vector<std::string> names = {"edge-only", "periodic", "random", "confidence",
+                                                 "framediff"};
+  return names;
+}
+
 const std::vector<std::string>& Known() {
-  static const std::vector<std::string> names = {"edge-only",  "always",    "periodic", "random",
-                                                 "confidence", "framediff", "deepcut",  "oracle"};
+  static const std::vector<std::string> names = [] {
+    std::vector<std::string> n = {"edge-only", "always"};
+    for (const auto& b : Baselines())
+      if (b != "edge-only") n.push_back(b);
+    for (const auto& b : Baselines()) n.push_back(b + "+fusion");
+    n.insert(n.end(), {"deepcut", "learned", "oracle", "oracle-expected"});
+    return n;
+  }();
   return names;
 }
 
@@ -45,6 +59,33 @@ struct Row {
 }  // namespace
 
 std::vector<std::string> AllReportPolicies() { return Known(); }
+
+Result<scheduler::FusionOptions> ParseFusionText(const std::string& text,
+                                                 scheduler::FusionOptions f) {
+  std::stringstream ss(text);
+  for (std::string item; std::getline(ss, item, ',');) {
+    const auto eq = item.find('=');
+    const std::string key = item.substr(0, eq);
+    double* target = key == "change"  ? &f.change_distance
+                     : key == "decay" ? &f.decay_scale
+                     : key == "exit"  ? &f.exit_weight
+                     : key == "cloud" ? &f.cloud_weight
+                                      : nullptr;
+    if (eq == std::string::npos || !target)
+      return InvalidArgument("--fusion: '" + item +
+                             "' is not one of change=D, decay=S, exit=W, cloud=W");
+    try {
+      size_t used = 0;
+      const std::string value = item.substr(eq + 1);
+      *target = std::stod(value, &used);
+      if (used != value.size() || !(*target >= 0.0) || !std::isfinite(*target))
+        throw std::invalid_argument("value");
+    } catch (const std::exception&) {
+      return InvalidArgument("--fusion: '" + item + "' needs a number >= 0");
+    }
+  }
+  return f;
+}
 
 Result<std::string> RunReport(const ReportOptions& o) {
   // Which policies, in the report's order.
@@ -90,14 +131,33 @@ Result<std::string> RunReport(const ReportOptions& o) {
     return InvalidArgument("--plot needs --out (the plot is drawn from the JSON report)");
 
   ASSIGN_OR_RETURN(auto manifest, splitnet::LoadManifest(o.model_dir));
-  ASSIGN_OR_RETURN(auto replayer, Replayer::Create(manifest, o.replay));
+  ReplayOptions replay_options = o.replay;
+  if (!o.fusion_text.empty()) {
+    auto fusion = ParseFusionText(o.fusion_text, edge::FusionFor(manifest));
+    if (!fusion.ok()) return fusion.status();
+    replay_options.fusion = *fusion;
+  }
+  if (!o.policy_weights.empty()) {
+    auto net = edge::LoadPolicyNet(manifest, o.policy_weights);
+    if (!net.ok()) return InvalidArgument("--policy-weights: " + net.status().message());
+    replay_options.learned = *net;
+  }
+  ASSIGN_OR_RETURN(auto replayer, Replayer::Create(manifest, replay_options));
+  if (o.policies_spec == "all" && !replayer->PolicyOptionsFor("learned").learned) {
+    // A package without a trained policy: the rest of the table still means something.
+    wanted.erase(std::remove(wanted.begin(), wanted.end(), "learned"), wanted.end());
+    if (o.progress)
+      std::cerr << "replay: learned: skipped (" << o.model_dir
+                << " has no policy.json; deepcut-train-policy makes one)\n";
+  }
 
   std::vector<Row> rows;
   std::unique_ptr<scheduler::OffloadPolicy> deepcut_policy;
   auto run = [&](const std::string& name, scheduler::PolicyOptions p,
                  std::unique_ptr<scheduler::OffloadPolicy>* keep) -> Result<Metrics> {
     ASSIGN_OR_RETURN(auto policy, scheduler::MakePolicy(p));
-    ASSIGN_OR_RETURN(Metrics m, replayer->Run(*policy));
+    ASSIGN_OR_RETURN(Metrics m,
+                     replayer->Run(*policy, nullptr, scheduler::ParsePolicyChoice(name).fusion));
     m.policy = name;
     if (o.progress)
       std::cerr << "replay: " << name << ": " << m.summary.frames << " frames, accuracy "
@@ -126,30 +186,47 @@ Result<std::string> RunReport(const ReportOptions& o) {
   };
   std::vector<Metrics> done;
   double deepcut_offload_fraction = -1.0;
-  if (wants("deepcut") || wants("oracle") || wants("random")) {
+  if (wants("deepcut") || wants("oracle") || wants("oracle-expected") || wants("random")) {
     ASSIGN_OR_RETURN(Metrics m, run("deepcut", options_for("deepcut"), &deepcut_policy));
     deepcut_offload_fraction = m.summary.OffloadFraction();
     if (wants("deepcut")) done.push_back(m);
   }
-  for (const char* name_text : {"edge-only", "periodic", "random", "confidence", "framediff"}) {
-    const std::string name = name_text;
-    if (!wants(name)) continue;
-    auto p = options_for(name);
-    // "random at the same offload rate" as the DeepCut policy.
-    if (name == "random" && deepcut_offload_fraction > 0)
-      p.random_probability = deepcut_offload_fraction;
-    ASSIGN_OR_RETURN(Metrics m, run(name, p, nullptr));
+  if (wants("learned")) {
+    ASSIGN_OR_RETURN(Metrics m, run("learned", options_for("learned"), nullptr));
     done.push_back(m);
   }
+  for (const std::string& base : Baselines())
+    for (const std::string& name : {base, base + "+fusion"}) {
+      if (!wants(name)) continue;
+      auto p = options_for(base);
+      // "random at the same offload rate" as the DeepCut policy.
+      if (base == "random" && deepcut_offload_fraction > 0)
+        p.random_probability = deepcut_offload_fraction;
+      ASSIGN_OR_RETURN(Metrics m, run(name, p, nullptr));
+      done.push_back(m);
+    }
   for (const std::string& name : Known())
     for (const Metrics& m : done)
       if (m.policy == name) add(m);
   const Metrics* oracle = nullptr;
-  if (wants("oracle")) {
+  std::int64_t byte_budget = std::numeric_limits<std::int64_t>::max() / 4;
+  if (wants("oracle") || wants("oracle-expected")) {
     ASSIGN_OR_RETURN(double duration_s, replayer->DurationS());
-    std::int64_t byte_budget = budget_bps > 0
-                                   ? static_cast<std::int64_t>(budget_bps * duration_s / 8)
-                                   : std::numeric_limits<std::int64_t>::max() / 4;
+    if (budget_bps > 0) byte_budget = static_cast<std::int64_t>(budget_bps * duration_s / 8);
+  }
+  if (wants("oracle-expected")) {
+    // Played through the runtime with DeepCut's answer rule, scored on the real answers.
+    ASSIGN_OR_RETURN(auto plan, replayer->ExpectedOraclePlan(byte_budget));
+    auto plan_policy =
+        scheduler::MakePlanPolicy(plan, *deepcut_policy->scene(), edge::ModelFactsOf(manifest));
+    ASSIGN_OR_RETURN(Metrics played, replayer->Run(*plan_policy, nullptr, /*fuse=*/true));
+    played.policy = "oracle-expected";
+    if (o.progress)
+      std::cerr << "replay: oracle-expected: accuracy " << Fixed(100 * played.summary.Accuracy(), 2)
+                << "%, " << Rate(played.summary.UplinkBps()) << "bit/s (its plan, played)\n";
+    add(played);
+  }
+  if (wants("oracle")) {
     ASSIGN_OR_RETURN(auto solved, replayer->Oracle(byte_budget, *deepcut_policy->scene()));
     if (o.progress)
       std::cerr << "replay: oracle: accuracy " << Fixed(100 * solved.first.summary.Accuracy(), 2)
@@ -162,9 +239,10 @@ Result<std::string> RunReport(const ReportOptions& o) {
     replayed.policy = "oracle-replayed";
     add(replayed);
   }
-  const Metrics* edge_only = nullptr;
+  const Metrics *edge_only = nullptr, *expected = nullptr;
   for (const Row& r : rows) {
     if (r.m.policy == "oracle") oracle = &r.m;
+    if (r.m.policy == "oracle-expected") expected = &r.m;
     if (r.m.policy == "edge-only") edge_only = &r.m;
   }
 
@@ -175,6 +253,10 @@ Result<std::string> RunReport(const ReportOptions& o) {
     j["realtime_factor"] = r.realtime_factor;
     const double accuracy = r.m.summary.Accuracy();
     if (budget_bps > 0) j["budget_ratio"] = r.m.summary.UplinkBps() / budget_bps;
+    // The yardstick: the share of oracle-expected's gain over edge-only.
+    if (expected && edge_only && expected->summary.Accuracy() > edge_only->summary.Accuracy())
+      j["expected_gain_fraction"] = (accuracy - edge_only->summary.Accuracy()) /
+                                    (expected->summary.Accuracy() - edge_only->summary.Accuracy());
     if (oracle && oracle->summary.Accuracy() > 0) {
       const double best = oracle->summary.Accuracy();
       j["oracle_fraction"] = accuracy / best;
@@ -220,8 +302,8 @@ Result<std::string> RunReport(const ReportOptions& o) {
      << ", deadline " << o.replay.deadline_ms << " ms\n\n";
   md << "| policy | accuracy | uplink bit/s | of budget | max 10 s bit/s | offloaded | "
         "cloud / reuse / local | deadline hit | p50 / p99 ms | of oracle | of oracle gain | "
-        "x real time |\n";
-  md << "|---|---|---|---|---|---|---|---|---|---|---|---|\n";
+        "of expected gain | x real time |\n";
+  md << "|---|---|---|---|---|---|---|---|---|---|---|---|---|\n";
   for (const Row& r : rows) {
     const RunSummary& m = r.m.summary;
     const bool hindsight = r.m.hindsight;
@@ -237,6 +319,10 @@ Result<std::string> RunReport(const ReportOptions& o) {
        << " | "
        << (j.contains("oracle_gain_fraction") ? Fixed(j["oracle_gain_fraction"].get<double>(), 3)
                                               : "-")
+       << " | "
+       << (j.contains("expected_gain_fraction")
+               ? Fixed(j["expected_gain_fraction"].get<double>(), 3)
+               : "-")
        << " | " << (hindsight ? std::string("-") : Fixed(r.realtime_factor, 0)) << " |\n";
   }
 

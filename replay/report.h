@@ -18,10 +18,18 @@ struct ReportOptions {
   std::string budget_text = "0";      // bit/s, "25%" of always-offload, or 0
   std::vector<std::string> policies;  // --policy, repeatable
   std::string policies_spec;          // --policies all|a,b,c
+  // --fusion: "change=D,decay=S,exit=W,cloud=W" (any of them) over the package's
+  // fusion settings, for tuning (scripts/tune_fusion.py); empty: the package's.
+  std::string fusion_text;
+  std::string policy_weights;  // learned: its network (default: the package's policy.json)
   std::string json_path, markdown_path, plot_path;
   std::string plot_script;  // empty: scripts/plot_replay.py of this source tree
   bool progress = true;     // a line per policy on stderr
 };
+
+// `text` ("change=0.2,decay=0.3,exit=1,cloud=8", any subset) applied over `base`.
+Result<scheduler::FusionOptions> ParseFusionText(const std::string& text,
+                                                 scheduler::FusionOptions base);
 
 // The names --policies all runs, in the report's order.
 std::vector<std::string> AllReportPolicies();

@@ -42,8 +42,9 @@ struct Table {
   int frames = 0;
   int rates = 0;
   std::vector<int> allowed;            // rate indices that may be offloaded
-  std::vector<std::uint8_t> local_ok;  // [i] exit right
-  std::vector<std::uint8_t> cloud_ok;  // [j * rates + r] cloud right on its own frame
+  bool expected = false;               // values, not labels (the expected oracle)
+  std::vector<int> local_ok;           // [i] exit right (or its value)
+  std::vector<int> cloud_ok;           // [j * rates + r] cloud right on its own frame (or value)
   std::vector<std::uint8_t> reuse;     // row j: reuse(i, j) for i = j+1 .. frames-1
   std::vector<std::size_t> row_start;  // [j] where row j starts in `reuse`
   bool Reuse(int i, int j) const { return reuse[row_start[j] + (i - j - 1)]; }
@@ -73,8 +74,24 @@ Status Validate(const OracleInput& in) {
       return InvalidArgument("oracle: allowed_rates holds " + std::to_string(r) +
                              ", outside [0, rates = " + std::to_string(in.rates) + ")");
   if (in.frames > 1 && !in.reuse) return InvalidArgument("oracle: reuse is not set");
+  const bool expected = !in.local_value.empty() || !in.cloud_value.empty() || !in.item.empty();
+  if (expected) {
+    if (in.local_value.size() != frames)
+      return size_error("local_value", in.local_value.size(), frames, "frames");
+    if (in.cloud_value.size() != cells)
+      return size_error("cloud_value", in.cloud_value.size(), cells, "frames * rates");
+    if (in.item.size() != frames) return size_error("item", in.item.size(), frames, "frames");
+    for (int v : in.local_value)
+      if (v < 0 || v > kValueScale)
+        return InvalidArgument("oracle: a local value is outside [0, 1]");
+    for (int v : in.cloud_value)
+      if (v < 0 || v > kValueScale)
+        return InvalidArgument("oracle: a cloud value is outside [0, 1]");
+  }
   // The sweep multiplies byte totals by answer counts in 64-bit integers.
-  const std::int64_t limit = std::numeric_limits<std::int64_t>::max() / 4 / (in.frames + 1);
+  const std::int64_t scale = in.local_value.empty() ? 1 : kValueScale;
+  const std::int64_t limit =
+      std::numeric_limits<std::int64_t>::max() / 4 / ((in.frames + 1) * scale);
   std::int64_t total = 0;
   for (int i = 0; i < in.frames; ++i) {
     total += *std::max_element(in.bytes.begin() + std::int64_t{i} * in.rates,
@@ -95,12 +112,15 @@ Table Tabulate(const OracleInput& in) {
     std::sort(t.allowed.begin(), t.allowed.end());
     t.allowed.erase(std::unique(t.allowed.begin(), t.allowed.end()), t.allowed.end());
   }
+  t.expected = !in.local_value.empty();
   t.local_ok.resize(in.frames);
   t.cloud_ok.resize(in.cloud_class.size());
   for (int i = 0; i < in.frames; ++i) {
-    t.local_ok[i] = in.local_class[i] == in.labels[i];
-    for (int r = 0; r < in.rates; ++r)
-      t.cloud_ok[i * in.rates + r] = in.cloud_class[i * in.rates + r] == in.labels[i];
+    t.local_ok[i] = t.expected ? in.local_value[i] : in.local_class[i] == in.labels[i];
+    for (int r = 0; r < in.rates; ++r) {
+      const int cell = i * in.rates + r;
+      t.cloud_ok[cell] = t.expected ? in.cloud_value[cell] : in.cloud_class[cell] == in.labels[i];
+    }
   }
   t.row_start.resize(in.frames + 1, 0);
   for (int j = 0; j < in.frames; ++j)
@@ -109,6 +129,13 @@ Table Tabulate(const OracleInput& in) {
   for (int j = 0; j < in.frames; ++j)
     for (int i = j + 1; i < in.frames; ++i) t.reuse[t.row_start[j] + (i - j - 1)] = in.reuse(i, j);
   return t;
+}
+
+// What reusing offload `cell` (of frame j) is worth at frame i: right or not
+// (hindsight), or the offload's value if the same item is still in view.
+inline int ReuseValue(const OracleInput& in, const Table& t, int i, int j, int cell) {
+  if (t.expected) return in.item[i] == in.item[j] ? t.cloud_ok[cell] : 0;
+  return in.cloud_class[cell] == in.labels[i];
 }
 
 // The fallback rule's answer for every frame of a plan, and its totals.
@@ -124,12 +151,15 @@ OraclePlan Complete(const OracleInput& in, const Table& t, std::vector<int> rate
       plan.answer[i] = in.cloud_class[cell];
       plan.bytes += in.bytes[cell];
       last = i;
+      plan.correct += t.cloud_ok[cell];
     } else if (last >= 0 && t.Reuse(i, last)) {
-      plan.answer[i] = in.cloud_class[last * in.rates + plan.rate[last]];
+      const int cell = last * in.rates + plan.rate[last];
+      plan.answer[i] = in.cloud_class[cell];
+      plan.correct += ReuseValue(in, t, i, last, cell);
     } else {
       plan.answer[i] = in.local_class[i];
+      plan.correct += t.local_ok[i];
     }
-    plan.correct += plan.answer[i] == in.labels[i];
   }
   return plan;
 }
@@ -176,7 +206,6 @@ OraclePlan Solve(const OracleInput& in, const Table& t, const Objective& objecti
       const std::int64_t base_correct = in_correct[j] + t.cloud_ok[cell];
       const std::int64_t base_bytes = in_bytes[j] + in.bytes[cell];
       const std::int64_t base_secondary = in_secondary[j] + objective.Secondary(j, in.bytes[cell]);
-      const int cloud_answer = in.cloud_class[cell];
       std::int64_t fallback_correct = 0;  // frames j+1 .. i-1
       for (int i = j + 1; i <= n; ++i) {
         const std::int64_t correct = base_correct + fallback_correct;
@@ -189,7 +218,7 @@ OraclePlan Solve(const OracleInput& in, const Table& t, const Objective& objecti
           from_rate[i] = r;
         }
         if (i < n)
-          fallback_correct += reuse_row[i - j - 1] ? cloud_answer == in.labels[i] : t.local_ok[i];
+          fallback_correct += reuse_row[i - j - 1] ? ReuseValue(in, t, i, j, cell) : t.local_ok[i];
       }
     }
   }
@@ -231,14 +260,16 @@ Result<OraclePlan> SolveOracle(const OracleInput& input, std::int64_t byte_budge
   if (lo.bytes <= byte_budget) return lo;
 
   // Above (frames + 1) / min_bytes an offload of b > 0 bytes costs more than
-  // the at most `frames` answers it can change: only zero-byte offloads remain.
+  // the at most `frames` answers it can change (in value units): only
+  // zero-byte offloads remain.
   std::int64_t min_bytes = 0;
   for (int j = 0; j < input.frames; ++j)
     for (int r : table.allowed) {
       const std::int64_t b = input.bytes[j * input.rates + r];
       if (b > 0 && (min_bytes == 0 || b < min_bytes)) min_bytes = b;
     }
-  OraclePlan hi = SolveRational(input, table, input.frames + 1, min_bytes);
+  const std::int64_t scale = table.expected ? kValueScale : 1;
+  OraclePlan hi = SolveRational(input, table, (input.frames + 1) * scale, min_bytes);
 
   // Chord steps: at the slope between lo (over budget) and hi (within), the DP
   // either finds a plan above the chord (a hull vertex in between, which

@@ -39,13 +39,26 @@ struct OracleInput {
   std::function<bool(int i, int j)> reuse;
   // Offloads allowed only at these rates (empty: all).
   std::vector<int> allowed_rates;
+  // The expected oracle (oracle-expected): clairvoyant about which item is in
+  // view and about the link, but valuing answers by calibrated probabilities
+  // instead of by the labels: each frame's exit answer is worth local_value,
+  // an offload cloud_value [frame * rates + r], and reusing offload (j, r) at
+  // frame i is worth cloud_value[j, r] if item[i] == item[j], else nothing.
+  // Values are probabilities in 1 / kValueScale units. Empty: the hindsight
+  // oracle (an answer is worth 1 if it is right).
+  std::vector<int> local_value;  // [frame]
+  std::vector<int> cloud_value;  // [frame * rates + r]
+  std::vector<int> item;         // [frame]
 };
+
+// The unit of OracleInput's values (and of OraclePlan::correct for them).
+inline constexpr int kValueScale = 1000;
 
 struct OraclePlan {
   std::vector<int> rate;    // [frame] rate index offloaded at, or -1
   std::vector<int> answer;  // [frame] the class the plan answers
   std::int64_t bytes = 0;
-  std::int64_t correct = 0;
+  std::int64_t correct = 0;  // right answers; for the expected oracle, value in kValueScale units
   double lambda = 0.0;
   double Accuracy(int frames) const { return frames > 0 ? double(correct) / frames : 0.0; }
 };

@@ -135,6 +135,37 @@ class BudgetedPolicy : public OffloadPolicy {
   }
   Decision Fallback(const DecisionContext& c) const { return Fallback(c, ReuseProbability(c)); }
 
+  // The user's rate if the link can bring its answer back in time, else the
+  // most accurate cheaper one that can; -1 if none can, or if the bucket
+  // cannot pay for it (the budget is no reason to send a worse answer: wait
+  // for the tokens).
+  int RateThatFits(const DecisionContext& c) {
+    const int d = c.default_rate_index;
+    const double default_bytes = DefaultBytes(c);
+    std::vector<int> order;
+    for (int r = 0; r < static_cast<int>(c.rates.size()); ++r)
+      if (r == d || (options_.choose_rate && c.rates[r].wire_bytes < default_bytes))
+        order.push_back(r);
+    std::stable_sort(order.begin(), order.end(), [&](int a, int b) {
+      if ((a == d) != (b == d)) return a == d;
+      return c.rates[a].cloud_accuracy > c.rates[b].cloud_accuracy;
+    });
+    // The prediction learns only from replies: when nothing is out and
+    // nothing went for a while, send anyway (a probe), or a bad spell could
+    // keep it pessimistic for ever.
+    const bool probe = c.in_flight == 0 && c.now_us - last_sent_us_ >= options_.probe_interval_us;
+    const double time_left = static_cast<double>(c.deadline_us - c.now_us);
+    for (int r : order) {
+      const auto bytes = static_cast<std::int64_t>(std::ceil(std::max(1.0, c.rates[r].wire_bytes)));
+      if (!probe &&
+          estimator_.PredictLatencyUs(bytes, c.now_us) > options_.deadline_fraction * time_left)
+        continue;
+      if (!budget_.Unlimited() && !budget_.CanSpend(bytes, c.now_us)) return -1;
+      return r;
+    }
+    return -1;
+  }
+
   bool WindowOpen(const DecisionContext& c) const {
     return c.max_in_flight <= 0 || c.in_flight < c.max_in_flight;
   }
@@ -295,7 +326,12 @@ class DeepCutPolicy final : public BudgetedPolicy {
   Decision Decide(const DecisionContext& c) override {
     const double e = std::max<double>(c.exit_error_rate, kMinErrorRate);
     const double p_reuse = ReuseProbability(c);
-    const double fallback_right = std::max(1.0 - e, p_reuse * ReferenceAccuracy(c));
+    double fallback_right = std::max(1.0 - e, p_reuse * ReferenceAccuracy(c));
+    // With scene fusion the fallback is the scene's pooled answer: worth as
+    // much as its (overconfident, log-pooled) posterior says, discounted.
+    if (c.fused)
+      fallback_right = std::max(fallback_right, options_.fusion_trust * c.fused_confidence +
+                                                    (1.0 - options_.fusion_trust) * (1.0 - e));
     const double gain =
         ExpectedCloudAccuracy(e, DefaultCloudAccuracy(c), options_.model.exit_accuracy) -
         fallback_right;
@@ -308,38 +344,63 @@ class DeepCutPolicy final : public BudgetedPolicy {
     if (go && best >= 0 && WindowOpen(c)) return Decision{Action::kOffload, best};
     return Fallback(c, p_reuse);
   }
+};
+
+// The learned policy (after Chinchali et al., RSS 2019): a small network
+// (scheduler/policy_net.h) scores each frame from what the edge knows; the
+// budget controller ranks the positive scores per byte against its price, as
+// it does DeepCut's, so the knob holds whatever the network learnt. Trained
+// by deepcut-train-policy in the virtual-time replay.
+class LearnedPolicy final : public BudgetedPolicy {
+ public:
+  LearnedPolicy(const PolicyOptions& options, std::shared_ptr<const PolicyNet> net)
+      : BudgetedPolicy(options), net_(std::move(net)) {}
+  const char* name() const override { return "learned"; }
+  Decision Decide(const DecisionContext& c) override {
+    const LearnedState s = State(c);
+    const double out = net_->Score(s.Values());
+    const double default_bytes = DefaultBytes(c);
+    const double score = out > 0.0 ? out / default_bytes : 0.0;
+    const int best = score > 0.0 ? RateThatFits(c) : -1;
+    const double bytes = best >= 0 ? std::max(1.0, c.rates[best].wire_bytes) : default_bytes;
+    const bool go = Pass(best >= 0 ? score : 0.0, bytes, 1e-12, c);
+    NoteDecision(c, best);
+    if (go && best >= 0 && WindowOpen(c)) return Decision{Action::kOffload, best};
+    return Fallback(c);
+  }
 
  private:
-  // The user's rate if the link can bring its answer back in time, else the
-  // most accurate cheaper one that can; -1 if none can, or if the bucket
-  // cannot pay for it (the budget is no reason to send a worse answer: wait
-  // for the tokens).
-  int RateThatFits(const DecisionContext& c) {
-    const int d = c.default_rate_index;
+  LearnedState State(const DecisionContext& c) {
+    if (last_frame_us_ >= 0 && c.now_us > last_frame_us_)
+      frame_interval_s_ = 0.9 * frame_interval_s_ + 0.1 * (c.now_us - last_frame_us_) / 1e6;
+    last_frame_us_ = c.now_us;
+    LearnedState s;
+    const double e = std::max<double>(c.exit_error_rate, kMinErrorRate);
+    s.exit_error = e;
+    s.expected_cloud =
+        ExpectedCloudAccuracy(e, DefaultCloudAccuracy(c), options_.model.exit_accuracy);
+    s.fused_confidence = c.fused ? c.fused_confidence : 1.0 - e;
+    s.scene_exit_frames = c.fused ? std::log1p(c.fused_exit_frames) / std::log(64.0) : 0.0;
+    s.scene_cloud_frames = c.fused ? std::min(c.fused_cloud_frames, 4) / 4.0 : 0.0;
+    s.reuse_probability = ReuseProbability(c);
+    s.since_offload = std::min(5.0, (c.now_us - last_sent_us_) / 1e6) / 5.0;
+    s.bucket_fill = budget_.Unlimited() ? 1.0 : budget_.Fill(c.now_us);
     const double default_bytes = DefaultBytes(c);
-    std::vector<int> order;
-    for (int r = 0; r < static_cast<int>(c.rates.size()); ++r)
-      if (r == d || (options_.choose_rate && c.rates[r].wire_bytes < default_bytes))
-        order.push_back(r);
-    std::stable_sort(order.begin(), order.end(), [&](int a, int b) {
-      if ((a == d) != (b == d)) return a == d;
-      return c.rates[a].cloud_accuracy > c.rates[b].cloud_accuracy;
-    });
-    // The prediction learns only from replies: when nothing is out and
-    // nothing went for a while, send anyway (a probe), or a bad spell could
-    // keep it pessimistic for ever.
-    const bool probe = c.in_flight == 0 && c.now_us - last_sent_us_ >= options_.probe_interval_us;
-    const double time_left = static_cast<double>(c.deadline_us - c.now_us);
-    for (int r : order) {
-      const auto bytes = static_cast<std::int64_t>(std::ceil(std::max(1.0, c.rates[r].wire_bytes)));
-      if (!probe &&
-          estimator_.PredictLatencyUs(bytes, c.now_us) > options_.deadline_fraction * time_left)
-        continue;
-      if (!budget_.Unlimited() && !budget_.CanSpend(bytes, c.now_us)) return -1;
-      return r;
-    }
-    return -1;
+    s.budget_share =
+        budget_.Unlimited()
+            ? 1.0
+            : std::min(1.0, budget_.budget_bps() / 8.0 * frame_interval_s_ / default_bytes);
+    const double time_left = std::max(1.0, static_cast<double>(c.deadline_us - c.now_us));
+    const auto latency =
+        estimator_.PredictLatencyUs(static_cast<std::int64_t>(std::ceil(default_bytes)), c.now_us);
+    s.latency_share = std::min(2.0, latency / time_left) / 2.0;
+    s.in_flight_share =
+        c.max_in_flight > 0 ? static_cast<double>(c.in_flight) / c.max_in_flight : 0.0;
+    return s;
   }
+  std::shared_ptr<const PolicyNet> net_;
+  TimeUs last_frame_us_ = -1;
+  double frame_interval_s_ = 0.1;
 };
 
 // Plays a fixed plan (the oracle's), with the shared fallback rule under a
@@ -388,7 +449,8 @@ class PlanPolicy final : public OffloadPolicy {
 }  // namespace
 
 std::vector<std::string> PolicyNames() {
-  return {"deepcut", "edge-only", "always", "periodic", "random", "confidence", "framediff"};
+  return {"deepcut",  "learned", "edge-only",  "always",
+          "periodic", "random",  "confidence", "framediff"};
 }
 
 Result<std::unique_ptr<OffloadPolicy>> MakePolicy(const PolicyOptions& o) {
@@ -406,6 +468,12 @@ Result<std::unique_ptr<OffloadPolicy>> MakePolicy(const PolicyOptions& o) {
   if (o.name == "confidence") p = std::make_unique<ConfidencePolicy>(o);
   if (o.name == "framediff") p = std::make_unique<FrameDiffPolicy>(o);
   if (o.name == "deepcut") p = std::make_unique<DeepCutPolicy>(o);
+  if (o.name == "learned") {
+    if (!o.learned)
+      return InvalidArgument(
+          "the learned policy needs its weights (the package's policy.json, or --policy-weights)");
+    p = std::make_unique<LearnedPolicy>(o, o.learned);
+  }
   if (p) return p;
   std::string known;
   for (const auto& n : PolicyNames()) known += (known.empty() ? "" : ", ") + n;
@@ -415,6 +483,14 @@ Result<std::unique_ptr<OffloadPolicy>> MakePolicy(const PolicyOptions& o) {
         "deepcut-replay (known here: " +
         known + ")");
   return InvalidArgument("unknown policy '" + o.name + "' (known: " + known + ")");
+}
+
+PolicyChoice ParsePolicyChoice(const std::string& spelled) {
+  static const std::string kSuffix = "+fusion";
+  if (spelled.size() > kSuffix.size() &&
+      spelled.compare(spelled.size() - kSuffix.size(), kSuffix.size(), kSuffix) == 0)
+    return {spelled.substr(0, spelled.size() - kSuffix.size()), true};
+  return {spelled, spelled == "deepcut" || spelled == "learned"};
 }
 
 std::unique_ptr<OffloadPolicy> MakePlanPolicy(std::vector<int> plan, const SceneDetector& scene,

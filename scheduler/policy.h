@@ -36,6 +36,7 @@
 #include "core/status.h"
 #include "scheduler/bandwidth_estimator.h"
 #include "scheduler/budget_controller.h"
+#include "scheduler/policy_net.h"
 #include "scheduler/scene_detector.h"
 
 namespace deepcut::scheduler {
@@ -67,6 +68,10 @@ struct DecisionContext {
   int max_in_flight = 0;
   int default_rate_index = 0;       // the rate the user asked for
   std::span<const RateInfo> rates;  // per codec rate
+  // With scene fusion (the edge's answer rule): the scene's pooled answer so far.
+  bool fused = false;
+  float fused_confidence = 0.0f;
+  int fused_exit_frames = 0, fused_cloud_frames = 0;
 };
 
 // What became of one offload.
@@ -136,7 +141,12 @@ struct PolicyOptions {
   // deepcut: when the default rate cannot come back by the deadline, send at
   // the most accurate cheaper rate that can (false: the default rate only).
   bool choose_rate = true;
+  // deepcut with scene fusion: how far the pooled answer's confidence is taken
+  // as its chance of being right (0: the exit's calibration alone; 1: fully).
+  double fusion_trust = 0.5;
   int thumbnail_size = 16;  // framediff's thumbnail side, pixels
+  // learned: the network (PolicyNet::Load); required for that policy.
+  std::shared_ptr<const PolicyNet> learned;
   ModelFacts model;
   EstimatorOptions estimator;
   BudgetOptions budget;  // budget.budget_bps is set from budget_bps
@@ -158,6 +168,14 @@ double ExpectedCloudAccuracy(double exit_error, double rate_accuracy, double exi
 
 // The policy names this build offers, for --help and error messages.
 std::vector<std::string> PolicyNames();
+// "NAME+fusion" is policy NAME with the scene-fusion answer rule: the base name
+// and whether fusion is asked for. DeepCut's own policies (deepcut, learned)
+// fuse by default; the baselines, in their published form, do not.
+struct PolicyChoice {
+  std::string name;
+  bool fusion = false;
+};
+PolicyChoice ParsePolicyChoice(const std::string& spelled);
 Result<std::unique_ptr<OffloadPolicy>> MakePolicy(const PolicyOptions& options);
 
 // A fixed plan: offload frame i at plan[i] (>= 0) or answer by plan's fallback

@@ -99,6 +99,18 @@ Status ParseCalibration(const json& root, Manifest& m) {
       return InvalidArgument(path + ": confidence_min > confidence_max");
     if (bin.error_rate < 0.0f || bin.error_rate > 1.0f)
       return InvalidArgument(path + ".error_rate must be in [0, 1]");
+    if (b.contains("cloud_accuracy")) {
+      const json& acc = b["cloud_accuracy"];
+      if (!acc.is_object()) return InvalidArgument(path + ".cloud_accuracy must be an object");
+      bin.cloud_accuracy.assign(m.rates.size(), -1.0f);
+      for (const auto& [rate, value] : acc.items()) {
+        const int r = m.RateIndex(rate);
+        if (r < 0) continue;  // a rate the package dropped
+        if (!value.is_number() || value.get<double>() < 0.0 || value.get<double>() > 1.0)
+          return InvalidArgument(path + ".cloud_accuracy." + rate + " must be in [0, 1]");
+        bin.cloud_accuracy[r] = value.get<float>();
+      }
+    }
     if (!m.calibration.empty() &&
         std::abs(m.calibration.back().confidence_max - bin.confidence_min) > 1e-6f)
       return InvalidArgument(path + " does not start where the previous bin ends");
@@ -183,6 +195,24 @@ Status ParseRates(const json& root, Manifest& m) {
   return Status::Ok();
 }
 
+Status ParseFusion(const json& f, Manifest& m) {
+  if (!f.is_object()) return InvalidArgument("fusion must be an object");
+  auto number = [&](const char* key, double lo, double hi, double& out) -> Status {
+    if (!f.contains(key)) return InvalidArgument(std::string("fusion.") + key + " is missing");
+    if (!f[key].is_number() || !(f[key].get<double>() >= lo && f[key].get<double>() <= hi))
+      return InvalidArgument(std::string("fusion.") + key + " must be a number in [" +
+                             std::to_string(lo) + ", " + std::to_string(hi) + "]");
+    out = f[key].get<double>();
+    return Status::Ok();
+  };
+  RETURN_IF_ERROR(number("change_distance", 0.0, 1e6, m.fusion.change_distance));
+  RETURN_IF_ERROR(number("decay_scale", 0.0, 1e6, m.fusion.decay_scale));
+  RETURN_IF_ERROR(number("exit_weight", 0.0, 1e3, m.fusion.exit_weight));
+  RETURN_IF_ERROR(number("cloud_weight", 0.0, 1e3, m.fusion.cloud_weight));
+  m.fusion.present = true;
+  return Status::Ok();
+}
+
 Status ParseInput(const json& root, Manifest& m) {
   ASSIGN_OR_RETURN(const json* in, Member(root, "", "input"));
   InputSpec& s = m.input;
@@ -258,6 +288,15 @@ float Manifest::ExitErrorRate(float confidence) const {
   return calibration.empty() ? 1.0f - confidence : calibration.back().error_rate;
 }
 
+float Manifest::CloudAccuracy(float confidence, int rate_index) const {
+  for (const auto& bin : calibration)
+    if (confidence <= bin.confidence_max || &bin == &calibration.back())
+      return rate_index >= 0 && rate_index < static_cast<int>(bin.cloud_accuracy.size())
+                 ? bin.cloud_accuracy[rate_index]
+                 : -1.0f;
+  return -1.0f;
+}
+
 std::string FingerprintText(const Manifest& m) {
   std::ostringstream text;
   text << m.name << '|' << m.bottleneck.channels << 'x' << m.bottleneck.height << 'x'
@@ -304,6 +343,7 @@ Result<Manifest> ParseManifest(const std::string& json_text, const std::filesyst
     m.classes.push_back(c.get<std::string>());
   }
   RETURN_IF_ERROR(ParseCalibration(root, m));
+  if (root.contains("fusion")) RETURN_IF_ERROR(ParseFusion(root["fusion"], m));
   ASSIGN_OR_RETURN(const json* files, Member(root, "", "files"));
   ASSIGN_OR_RETURN(m.head_file, GetFile(*files, dir, "head"));
   ASSIGN_OR_RETURN(m.exit_file, GetFile(*files, dir, "exit"));

@@ -54,6 +54,17 @@ struct CalibrationBin {
   float confidence_max = 1.0f;
   float error_rate = 0.0f;
   int count = 0;
+  // The tail's accuracy at each rate (manifest order) on the validation frames
+  // of this bin; empty if the package does not say (older packages).
+  std::vector<float> cloud_accuracy;
+};
+
+// The scene-fusion answer rule's settings tuned for this package's features
+// (scripts/tune_fusion.py on training-split traces); `present` false: the
+// runtime's defaults (scheduler::FusionOptions).
+struct FusionSettings {
+  bool present = false;
+  double change_distance = 0.0, decay_scale = 0.0, exit_weight = 0.0, cloud_weight = 0.0;
 };
 
 struct Manifest {
@@ -71,6 +82,7 @@ struct Manifest {
   // else test); 0 where the manifest does not say. One per rate.
   std::vector<double> rate_accuracy;
   double exit_accuracy = 0.0;
+  FusionSettings fusion;
   // Identifies what the codec and the tail must agree on (name, bottleneck,
   // rates, classes); requests carry it instead of shapes and ranges.
   std::uint32_t fingerprint = 0;
@@ -79,6 +91,9 @@ struct Manifest {
   int RateIndex(const std::string& name) const;
   // The exit's measured error rate at this confidence (calibration lookup).
   float ExitErrorRate(float confidence) const;
+  // The tail's measured accuracy at `rate_index` on frames with this exit
+  // confidence; negative if the package has no per-bin accuracies.
+  float CloudAccuracy(float confidence, int rate_index) const;
 };
 
 // Reads and validates `dir`/manifest.json and checks that the listed files exist.

@@ -43,6 +43,7 @@ class TraceSource final : public FrameSource {
     f.image = std::move(record->image);
     f.label = record->label;
     f.capture_offset_us = record->capture_us;
+    f.scene_start = record->scene_start;
     return std::optional<SourceFrame>(std::move(f));
   }
   std::int64_t Remaining() const override { return reader_->Remaining(); }

@@ -26,6 +26,9 @@ struct SourceFrame {
   int label = -1;          // ground truth when the source knows it
   // Capture time from the start of the source if recorded (traces), else -1.
   std::int64_t capture_offset_us = -1;
+  // A new item entered view here (scene traces mark it; evaluation only: the
+  // runtime never looks).
+  bool scene_start = false;
 };
 
 class FrameSource {

@@ -93,3 +93,49 @@ def batches(x, y, batch_size, shuffle=False, generator=None):
     for i in range(0, n, batch_size):
         idx = order[i:i + batch_size]
         yield x[idx], y[idx]
+
+
+def camera(x, generator=None, p_blur=0.3, p_gamma=0.5, p_jpeg=0.3, max_noise=6.0,
+           gain=(0.85, 1.15), jpeg_quality=(30, 90)):
+    """What the edge's camera and scene do to a frame, on normalised tensors [N,1,H,W].
+
+    In pixel space (0..255): a gain drawn in `gain` (the scene maker's brightness drift),
+    Gaussian noise of sigma up to `max_noise` grey levels (the scene maker uses 3), and with
+    the given probabilities a Gaussian blur (sigma 0.4-1.2), a gamma in [0.7, 1.45] and
+    JPEG artefacts at a quality in `jpeg_quality` (OpenCV's encoder and decoder, as a
+    camera pipeline would). Returns a normalised tensor of the same shape.
+    """
+    n = x.shape[0]
+    p = (x * STD + MEAN) / SCALE  # back to 0..255
+    g = torch.empty(n, 1, 1, 1).uniform_(gain[0], gain[1], generator=generator)
+    p = p * g
+    sigma = torch.rand(n, 1, 1, 1, generator=generator) * max_noise
+    p = p + torch.randn(p.shape, generator=generator) * sigma
+    blur = torch.rand(n, generator=generator) < p_blur
+    if blur.any():
+        s = float(torch.empty(1).uniform_(0.4, 1.2, generator=generator))
+        k = torch.arange(-2, 3, dtype=p.dtype)
+        k1 = torch.exp(-(k ** 2) / (2 * s * s))
+        k1 = k1 / k1.sum()
+        kernel = (k1.view(5, 1) * k1.view(1, 5)).view(1, 1, 5, 5)
+        pb = torch.nn.functional.conv2d(torch.nn.functional.pad(p[blur], (2, 2, 2, 2), "replicate"),
+                                        kernel)
+        p = p.clone()
+        p[blur] = pb
+    p = p.clamp(0, 255)
+    gam = torch.rand(n, generator=generator) < p_gamma
+    if gam.any():
+        e = torch.empty(int(gam.sum()), 1, 1, 1).uniform_(0.7, 1.45, generator=generator)
+        p = p.clone()
+        p[gam] = 255.0 * (p[gam] / 255.0) ** e
+    jpeg = (torch.rand(n, generator=generator) < p_jpeg).nonzero().flatten().tolist()
+    if jpeg:
+        import cv2  # only here: training needs python3-opencv anyway (the export check)
+        q = torch.randint(jpeg_quality[0], jpeg_quality[1] + 1, (len(jpeg),), generator=generator)
+        p = p.clone()
+        for i, quality in zip(jpeg, q.tolist()):
+            img = p[i, 0].round().to(torch.uint8).numpy()
+            ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, quality])
+            if ok:
+                p[i, 0] = torch.from_numpy(cv2.imdecode(buf, cv2.IMREAD_GRAYSCALE).astype("float32"))
+    return ((p.round().clamp(0, 255) * SCALE) - MEAN) / STD

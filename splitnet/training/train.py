@@ -81,6 +81,12 @@ def parse_args(argv=None):
                         "dropout, exit trained on detached features; one rate 8b over all channels")
     p.add_argument("--name", default=None,
                    help="manifest name (default: fmnist-split, or fmnist-baseline with --baseline)")
+    p.add_argument("--camera", action="store_true",
+                   help="train on what the edge's camera gives (data.camera: gain drift, noise, "
+                        "blur, gamma, JPEG) and calibrate the exit on such frames")
+    p.add_argument("--camera-fraction", type=float, default=0.5,
+                   help="with --camera, the fraction of each batch that gets the camera's "
+                        "treatment (the rest stays clean, so clean accuracy is kept)")
     p.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     p.add_argument("--no-verify-cv2", action="store_true", help="skip the OpenCV dnn load/compare check")
     return p.parse_args(argv)
@@ -187,6 +193,47 @@ def pick_default(rates, val_acc, tol):
     return min(ok, key=lambda r: (rate_cost_bytes(r), -val_acc[r.name]))
 
 
+def conv_macs(module, x):
+    """Multiply-adds of the Conv2d and Linear layers of `module` on one input like x[:1]."""
+    total = 0
+
+    def hook(m, inp, out):
+        nonlocal total
+        if isinstance(m, torch.nn.Conv2d):
+            total += out.numel() // out.shape[0] * (m.in_channels // m.groups) * \
+                m.kernel_size[0] * m.kernel_size[1]
+        elif isinstance(m, torch.nn.Linear):
+            total += m.in_features * m.out_features
+    handles = [m.register_forward_hook(hook) for m in module.modules()
+               if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))]
+    with torch.no_grad():
+        module.eval()
+        module(x[:1])
+    for h in handles:
+        h.remove()
+    return int(total)
+
+
+@torch.no_grad()
+def tail_accuracy_per_bin(model, x, y, rates, conf, bins, lo=0.0, hi=1.0, batch_size=250):
+    """For each calibration bin, the tail's accuracy at each rate on the frames whose exit
+    confidence falls in it: what an offload is worth given what the edge knows."""
+    model.eval()
+    right = {r.name: [] for r in rates}
+    for i in range(0, len(x), batch_size):
+        z = model.head(x[i:i + batch_size])
+        for r in rates:
+            pred = model.tail(apply_rate(z, r.bits, r.channels, lo=lo, hi=hi)).argmax(1)
+            right[r.name].append((pred == y[i:i + batch_size]).numpy())
+    right = {k: np.concatenate(v) for k, v in right.items()}
+    edges = [b["confidence_max"] for b in bins[:-1]]
+    idx = np.searchsorted(np.array(edges), conf, side="right")
+    for b, info in enumerate(bins):
+        m = idx == b
+        info["cloud_accuracy"] = {k: (round(float(v[m].mean()), 6) if m.any() else 0.0)
+                                  for k, v in right.items()}
+
+
 def fmt_pct(v):
     return f"{100 * v:5.2f}"
 
@@ -223,6 +270,11 @@ def main(argv=None):
     if args.quick:
         xva, yva = xva[:1000], yva[:1000]
         xte, yte = xte[:2000], yte[:2000]
+    # Fixed camera-like copies of validation and test (their own seed, so that every run
+    # with --camera calibrates and reports on the same frames).
+    cam_gen = torch.Generator().manual_seed(12345)
+    xva_cam = data.camera(xva, generator=cam_gen) if args.camera else xva
+    xte_cam = data.camera(xte, generator=cam_gen) if args.camera else xte
     print(f"data: train {len(xtr)}  val {len(xva)}  test {len(xte)}  "
           f"threads {args.threads}  torch {torch.__version__}", flush=True)
 
@@ -252,6 +304,11 @@ def main(argv=None):
         seen = 0
         for xb, yb in data.batches(xtr, ytr, args.batch_size, shuffle=True, generator=gen):
             xb = data.augment(xb, generator=gen)
+            if args.camera:
+                cam = torch.rand(len(xb), generator=gen) < args.camera_fraction
+                if cam.any():
+                    xb = xb.clone()
+                    xb[cam] = data.camera(xb[cam], generator=gen)
             z = model.head(xb)
             # Baseline: the tail sees the full-precision features (no quantisation/dropout).
             zt = z if baseline else ste_mixed_rates(z, rates, args.p_float, generator=gen)
@@ -271,6 +328,11 @@ def main(argv=None):
         t_ep = time.time() - t0
         acc, _ = evaluate(model, xva, yva, rates)
         score = float(np.mean([acc[r.name] for r in rates])) if rates else acc["float"]
+        if args.camera:
+            # Selected on clean and camera frames alike: the edge sees the latter.
+            acc_cam, _ = evaluate(model, xva_cam, yva, rates)
+            score = 0.5 * score + 0.5 * (float(np.mean([acc_cam[r.name] for r in rates]))
+                                         if rates else acc_cam["float"])
         history.append({"epoch": epoch, **{k: v / seen for k, v in tot.items()}, "val": acc, "seconds": t_ep})
         mark = ""
         if score > best_score:
@@ -309,7 +371,9 @@ def main(argv=None):
               flush=True)
 
     # --- validation: rate choice, temperature, calibration -----------------------------
-    val_acc, val_exit_logits = evaluate(model, xva, yva, rates, lo=b_min, hi=b_max)
+    val_acc, _ = evaluate(model, xva, yva, rates, lo=b_min, hi=b_max)
+    # The exit is calibrated on the frames the edge sees (camera-like with --camera).
+    val_cam_acc, val_exit_logits = evaluate(model, xva_cam, yva, rates, lo=b_min, hi=b_max)
     offered, dropped = (rates, []) if (args.keep_dominated or baseline) else prune_dominated(rates, val_acc)
     for r in dropped:
         print(f"dropping rate {r.name}: another rate is as accurate at no higher cost (validation)")
@@ -328,9 +392,16 @@ def main(argv=None):
     conf = probs.max(1).values.numpy().astype(np.float64)
     wrong = (probs.argmax(1) != yva).numpy().astype(np.float64)
     bins = calibration_bins(conf, wrong, args.calib_bins)
+    tail_accuracy_per_bin(model, xva_cam, yva, offered, conf, bins, lo=b_min, hi=b_max)
 
     # --- test metrics ---------------------------------------------------------------
     test_acc, _ = evaluate(model, xte, yte, offered, lo=b_min, hi=b_max)
+    test_cam_acc, _ = evaluate(model, xte_cam, yte, offered, lo=b_min, hi=b_max)
+    macs = {"head": conv_macs(model.head, xva),
+            "exit": conv_macs(model.exit, model.head(xva[:1])),
+            "tail": conv_macs(model.tail, model.head(xva[:1]))}
+    print("multiply-adds per image: " + "  ".join(f"{k} {v:,}" for k, v in macs.items()) +
+          f"  (tail / head {macs['tail'] / max(1, macs['head']):.1f}x)", flush=True)
 
     # --- export into a temporary sibling directory, verify, then swap into place -------
     out = os.path.abspath(args.out)
@@ -400,7 +471,9 @@ def main(argv=None):
                 "architecture": {"head_width": [w1, w2], "bottleneck": model.bottleneck,
                                  "tail_width": args.tail_width, "tail_blocks": args.tail_blocks,
                                  "exit_kind": args.exit_kind, "exit_detach": exit_detach,
-                                 "parameters": n_params},
+                                 "parameters": n_params, "multiply_adds": macs,
+                                 "camera_augmentation": args.camera,
+                                 "camera_fraction": args.camera_fraction if args.camera else 0.0},
                 "epochs": epochs,
                 "best_epoch": best_epoch,
                 "training_seconds": round(train_seconds, 1),
@@ -413,6 +486,12 @@ def main(argv=None):
                     "validation_tail_accuracy": {r.name: round(val_acc[r.name], 4) for r in offered},
                     "validation_exit_accuracy": round(val_acc["exit"], 4),
                     "validation_float_tail_accuracy": round(val_acc["float"], 4),
+                    # The same on camera-like copies (data.camera), which the exit's
+                    # calibration and its bins' cloud accuracies are measured on.
+                    "camera_test_tail_accuracy": {r.name: round(test_cam_acc[r.name], 4)
+                                                  for r in offered},
+                    "camera_test_exit_accuracy": round(test_cam_acc["exit"], 4),
+                    "camera_validation_exit_accuracy": round(val_cam_acc["exit"], 4),
                 },
             },
         }
