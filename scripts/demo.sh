@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # The main job on built-in defaults: installs what is needed, builds, starts a
 # cloud and an edge on loopback, runs the Fashion-MNIST test set through them
-# and prints the summary; then the scheduler: every policy and the offline
-# oracle side by side on a scene trace, in virtual time, at a quarter of
-# always-offload's bytes. Extra arguments go to deepcut-edge
+# and prints the summary; then the scheduler: every policy, its +fusion form
+# and the oracles on test-split scene traces in virtual time, at 5-50% of
+# always-offload's bytes, as a table and an accuracy-versus-budget curve. Extra arguments go to deepcut-edge
 # (e.g. scripts/demo.sh --frames 2000 --rate 2b).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -27,9 +27,9 @@ echo "demo: cloud listening on $endpoint"
   --out "$out/answers.jsonl" --summary "$out/summary.json" "$@"
 echo "demo: per-frame answers in $out/answers.jsonl, summary in $out/summary.json"
 
-echo "demo: the scheduler, replayed: a 3000-frame scene trace over a 2 Mbit/s link, budget 25%"
-"$bin/trace/deepcut-trace" make --dataset fashion-mnist --split test --frames 3000 --fps 10 \
-  --seed 1 --out "$out/scene.dctrace"
-"$bin/replay/deepcut-replay" --model models/fmnist --source "trace:$out/scene.dctrace" \
-  --uplink 2M --budget 25% --policies all --out "$out/replay.json" --plot "$out/replay.png"
-echo "demo: replay report in $out/replay.json, plot in $out/replay.png"
+echo "demo: the scheduler, replayed in virtual time: every policy at 5/10/25/50% of always-offload's"
+echo "demo: bytes on ${DEMO_SEEDS:-3} test-split scene traces of 2000 frames over a 2 Mbit/s link"
+echo "demo: (scripts/replay_eval.py; docs/replay.md runs it on 10 seeds and every network trace)"
+/usr/bin/python3 scripts/replay_eval.py --bin-dir "$bin" --model models/fmnist --out "$out/replay" \
+  --net-dir /nonexistent --frames 2000 --seeds "${DEMO_SEEDS:-3}" --budgets 5,10,25,50
+echo "demo: accuracy-versus-budget curve in $out/replay/accuracy-vs-budget.png, table in $out/replay/summary.md"

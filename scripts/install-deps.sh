@@ -12,7 +12,7 @@ run_packages=(
   cppzmq-dev libzmq3-dev libmsgpack-cxx-dev libopencv-dev libzstd-dev
   libspdlog-dev libcli11-dev nlohmann-json3-dev zlib1g-dev libbenchmark-dev
   libgtest-dev libgmock-dev libeigen3-dev
-  dataset-fashion-mnist python3 python3-matplotlib
+  dataset-fashion-mnist python3 python3-matplotlib python3-numpy
 )
 # Tests also train a tiny model (python3-torch) and read the sample videos.
 test_packages=(python3-torch python3-numpy python3-onnx python3-opencv python3-matplotlib opencv-doc clang-format

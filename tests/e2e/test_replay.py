@@ -8,8 +8,10 @@ import subprocess
 
 from harness import main, expect
 
-NAMES = ["edge-only", "always", "periodic", "random", "confidence", "framediff", "deepcut",
-         "oracle"]
+BASELINES = ["periodic", "random", "confidence", "framediff"]
+CAUSAL = (["edge-only", "always"] + BASELINES + [b + "+fusion" for b in ["edge-only"] + BASELINES]
+          + ["deepcut"])
+NAMES = CAUSAL + ["oracle", "oracle-expected", "oracle-replayed"]
 
 
 def run(cmd, timeout=900):
@@ -40,8 +42,8 @@ def test(env):
     pol = report["policies"]
     for name in NAMES:
         expect(name in pol, "missing policy %s" % name)
-        for key in ("accuracy", "uplink_bytes", "uplink_bps", "offload_fraction",
-                    "deadline_hit_ratio"):
+        for key in ("accuracy", "uplink_bytes", "uplink_bps", "max_10s_window_bps",
+                    "answered_by_deadline", "offload_fraction", "deadline_hit_ratio"):
             expect(key in pol[name], "%s lacks %s" % (name, key))
         if name != "oracle":
             expect(set(pol[name]["latency_ms"]) >= {"p50", "p95", "p99"}, "latency of %s" % name)
@@ -51,10 +53,19 @@ def test(env):
     expect(abs(budget - 0.25 * report["always_bps"]) < 1e-6 * budget + 1e-9, "25% budget")
     expect(pol["edge-only"]["uplink_bytes"] == 0, "edge-only sent bytes")
     expect(pol["always"]["offload_fraction"] == 1.0, "always did not offload everything")
-    for name in ("periodic", "random", "confidence", "framediff", "deepcut", "oracle"):
+    if os.path.exists(os.path.join(env.args.model, "policy.json")):
+        expect("learned" in pol, "the package has a policy.json but the report lacks learned")
+        CAUSAL.append("learned")
+    for name in [n for n in CAUSAL if n not in ("always", "edge-only")] + ["oracle"]:
         expect(pol[name]["uplink_bps"] <= 1.05 * budget,
                "%s over budget: %.0f > %.0f" % (name, pol[name]["uplink_bps"], budget))
-    best = max(pol[n]["accuracy"] for n in NAMES if n not in ("oracle", "always"))
+    for name in CAUSAL:
+        if name not in ("always", "edge-only"):
+            expect(pol[name]["max_10s_window_bps"] <= 1.05 * budget,
+                   "%s over budget in a 10 s window" % name)
+    # The fusion variants answer from the scene; the published forms do not.
+    expect(pol["edge-only+fusion"]["routes"]["cloud"] == 0, "edge-only+fusion asked the cloud")
+    best = max(pol[n]["accuracy"] for n in CAUSAL if n != "always")
     expect(pol["oracle"]["accuracy"] >= best - 0.005,
            "oracle %.4f below a policy %.4f" % (pol["oracle"]["accuracy"], best))
     expect(pol["deepcut"]["accuracy"] > pol["edge-only"]["accuracy"], "deepcut no better than edge")
