@@ -41,6 +41,12 @@ Result<double> RunEpisode(Environment& env, const Episode& ep, const std::string
   return m.summary.Accuracy();
 }
 
+Result<std::shared_ptr<const scheduler::PolicyNet>> SharedNet(const std::vector<int>& sizes,
+                                                              const std::vector<double>& flat) {
+  ASSIGN_OR_RETURN(auto net, scheduler::PolicyNet::FromFlat(sizes, flat));
+  return std::make_shared<const scheduler::PolicyNet>(std::move(net));
+}
+
 std::string Fixed(double v, int digits) {
   char buf[64];
   std::snprintf(buf, sizeof buf, "%.*f", digits, v);
@@ -99,8 +105,6 @@ Result<TrainerSummary> TrainPolicy(const TrainerOptions& o) {
   std::vector<double> mean(dims, 0.0), stdev(dims, o.initial_std);
   std::mt19937_64 rng(o.seed);
   nlohmann::json history = nlohmann::json::array();
-  double best_fitness = -1.0;
-  std::vector<double> best = mean;
   for (int it = 1; it <= o.iterations; ++it) {
     // The same episodes for every candidate of this iteration.
     std::vector<Episode> sample = all;
@@ -112,8 +116,7 @@ Result<TrainerSummary> TrainPolicy(const TrainerOptions& o) {
       std::normal_distribution<double> n01(0.0, 1.0);
       // Candidate 0 is the current mean, so the elite never forgets it.
       for (int d = 0; d < dims; ++d) theta[d] = mean[d] + (k == 0 ? 0.0 : stdev[d] * n01(rng));
-      ASSIGN_OR_RETURN(auto net, scheduler::PolicyNet::FromFlat(sizes, theta));
-      auto shared = std::make_shared<const scheduler::PolicyNet>(std::move(net));
+      ASSIGN_OR_RETURN(auto shared, SharedNet(sizes, theta));
       double sum = 0.0;
       for (const auto& ep : sample) {
         ASSIGN_OR_RETURN(double acc, RunEpisode(envs[ep.env], ep, "learned", shared));
@@ -134,10 +137,6 @@ Result<TrainerSummary> TrainPolicy(const TrainerOptions& o) {
     double population_mean = 0.0;
     for (const auto& s : scored) population_mean += s.first;
     population_mean /= scored.size();
-    if (scored.front().first > best_fitness) {
-      best_fitness = scored.front().first;
-      best = scored.front().second;
-    }
     history.push_back({{"iteration", it},
                        {"best", scored.front().first},
                        {"population_mean", population_mean},
@@ -152,8 +151,7 @@ Result<TrainerSummary> TrainPolicy(const TrainerOptions& o) {
   // The final network: the elite mean, scored on every episode beside DeepCut's
   // policy (the numbers in the provenance and the summary).
   TrainerSummary summary;
-  ASSIGN_OR_RETURN(auto final_net, scheduler::PolicyNet::FromFlat(sizes, mean));
-  auto shared = std::make_shared<const scheduler::PolicyNet>(final_net);
+  ASSIGN_OR_RETURN(auto shared, SharedNet(sizes, mean));
   nlohmann::json per_episode = nlohmann::json::array();
   for (const auto& ep : all) {
     ASSIGN_OR_RETURN(double learned, RunEpisode(envs[ep.env], ep, "learned", shared));
@@ -189,7 +187,7 @@ Result<TrainerSummary> TrainPolicy(const TrainerOptions& o) {
        {{"learned_mean_accuracy", summary.learned_accuracy},
         {"deepcut_mean_accuracy", summary.deepcut_accuracy},
         {"episodes", per_episode}}}};
-  RETURN_IF_ERROR(WriteFileAtomically(o.out, final_net.ToJson(provenance.dump())));
+  RETURN_IF_ERROR(WriteFileAtomically(o.out, shared->ToJson(provenance.dump())));
   return summary;
 }
 

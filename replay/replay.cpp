@@ -169,29 +169,36 @@ Status Replayer::Precompute() {
   return Status::Ok();
 }
 
+int Replayer::DefaultRateIndex() const {
+  return options_.rate.empty() ? manifest_.default_rate_index : manifest_.RateIndex(options_.rate);
+}
+
+scheduler::OracleInput Replayer::OracleFacts() const {
+  scheduler::OracleInput in;
+  in.frames = static_cast<int>(facts_.size());
+  in.rates = static_cast<int>(manifest_.rates.size());
+  for (const auto& f : facts_) {
+    in.labels.push_back(f.label);
+    in.local_class.push_back(f.exit_class);
+    for (int r = 0; r < in.rates; ++r) {
+      in.cloud_class.push_back(f.cloud_class[r]);
+      in.bytes.push_back(f.cloud_bytes[r]);
+    }
+  }
+  return in;
+}
+
 Result<std::pair<Metrics, std::vector<int>>> Replayer::Oracle(
     std::int64_t byte_budget, const scheduler::SceneDetector& scene) {
   const auto wall_start = std::chrono::steady_clock::now();
   RETURN_IF_ERROR(Precompute());
   const int n = static_cast<int>(facts_.size());
-  const int rates = static_cast<int>(manifest_.rates.size());
   for (const auto& f : facts_)
     if (f.label < 0)
       return InvalidArgument("the oracle needs labelled frames; " + options_.source +
                              " has unlabelled ones");
-  scheduler::OracleInput in;
-  in.frames = n;
-  in.rates = rates;
-  for (const auto& f : facts_) {
-    in.labels.push_back(f.label);
-    in.local_class.push_back(f.exit_class);
-    for (int r = 0; r < rates; ++r) {
-      in.cloud_class.push_back(f.cloud_class[r]);
-      in.bytes.push_back(f.cloud_bytes[r]);
-    }
-  }
-  const int default_rate =
-      options_.rate.empty() ? manifest_.default_rate_index : manifest_.RateIndex(options_.rate);
+  scheduler::OracleInput in = OracleFacts();
+  const int default_rate = DefaultRateIndex();
   const double cloud_accuracy =
       default_rate >= 0 && default_rate < static_cast<int>(manifest_.rate_accuracy.size())
           ? manifest_.rate_accuracy[default_rate]
@@ -247,22 +254,15 @@ Result<std::vector<int>> Replayer::ExpectedOraclePlan(std::int64_t byte_budget) 
   if (facts_.back().item == 0 && n > 1)
     return InvalidArgument("oracle-expected needs the items in view: " + options_.source +
                            " marks no scene starts (deepcut-trace make writes them)");
-  const int default_rate =
-      options_.rate.empty() ? manifest_.default_rate_index : manifest_.RateIndex(options_.rate);
+  const int default_rate = DefaultRateIndex();
   auto value = [](double p) {
     return static_cast<int>(std::lround(std::clamp(p, 0.0, 1.0) * scheduler::kValueScale));
   };
-  scheduler::OracleInput in;
-  in.frames = n;
-  in.rates = rates;
+  scheduler::OracleInput in = OracleFacts();
   for (const auto& f : facts_) {
-    in.labels.push_back(f.label);
-    in.local_class.push_back(f.exit_class);
     in.local_value.push_back(value(1.0 - f.exit_error));
     in.item.push_back(f.item);
     for (int r = 0; r < rates; ++r) {
-      in.cloud_class.push_back(f.cloud_class[r]);
-      in.bytes.push_back(f.cloud_bytes[r]);
       // The tail's accuracy on frames like this one (its exit-confidence bin);
       // packages without it: the calibrated guess the policies use.
       double p = manifest_.CloudAccuracy(f.exit_confidence, r);

@@ -25,6 +25,7 @@
 #include "core/status.h"
 #include "network/net_trace.h"
 #include "replay/sim_link.h"
+#include "scheduler/oracle.h"
 #include "scheduler/policy.h"
 #include "scheduler/scene_fusion.h"
 #include "splitnet/manifest.h"
@@ -105,6 +106,9 @@ class Replayer {
   Replayer(const splitnet::Manifest& manifest, ReplayOptions options)
       : manifest_(manifest), options_(std::move(options)) {}
   Status Precompute();
+  // What both oracles solve over: labels, exit and cloud answers, bytes per rate.
+  scheduler::OracleInput OracleFacts() const;
+  int DefaultRateIndex() const;  // --rate, else the package's
   const splitnet::Manifest& manifest_;
   ReplayOptions options_;
   network::NetTrace uplink_, downlink_;

@@ -166,6 +166,18 @@ class BudgetedPolicy : public OffloadPolicy {
     return -1;
   }
 
+  // DeepCut's and the learned policy's shared end: a frame with `score` (per
+  // byte, > 0 worth sending) goes at the rate that fits if it clears the price
+  // and the window is open; otherwise the fallback rule answers it.
+  Decision DecideByScore(const DecisionContext& c, double score, double p_reuse) {
+    const int best = score > 0.0 ? RateThatFits(c) : -1;
+    const double bytes = best >= 0 ? std::max(1.0, c.rates[best].wire_bytes) : DefaultBytes(c);
+    const bool go = Pass(best >= 0 ? score : 0.0, bytes, 1e-12, c);
+    NoteDecision(c, best);
+    if (go && best >= 0 && WindowOpen(c)) return Decision{Action::kOffload, best};
+    return Fallback(c, p_reuse);
+  }
+
   bool WindowOpen(const DecisionContext& c) const {
     return c.max_in_flight <= 0 || c.in_flight < c.max_in_flight;
   }
@@ -335,14 +347,7 @@ class DeepCutPolicy final : public BudgetedPolicy {
     const double gain =
         ExpectedCloudAccuracy(e, DefaultCloudAccuracy(c), options_.model.exit_accuracy) -
         fallback_right;
-    const double default_bytes = DefaultBytes(c);
-    const double score = gain >= options_.min_gain ? gain / default_bytes : 0.0;
-    const int best = score > 0.0 ? RateThatFits(c) : -1;
-    const double bytes = best >= 0 ? std::max(1.0, c.rates[best].wire_bytes) : default_bytes;
-    const bool go = Pass(best >= 0 ? score : 0.0, bytes, 1e-12, c);
-    NoteDecision(c, best);
-    if (go && best >= 0 && WindowOpen(c)) return Decision{Action::kOffload, best};
-    return Fallback(c, p_reuse);
+    return DecideByScore(c, gain >= options_.min_gain ? gain / DefaultBytes(c) : 0.0, p_reuse);
   }
 };
 
@@ -357,16 +362,8 @@ class LearnedPolicy final : public BudgetedPolicy {
       : BudgetedPolicy(options), net_(std::move(net)) {}
   const char* name() const override { return "learned"; }
   Decision Decide(const DecisionContext& c) override {
-    const LearnedState s = State(c);
-    const double out = net_->Score(s.Values());
-    const double default_bytes = DefaultBytes(c);
-    const double score = out > 0.0 ? out / default_bytes : 0.0;
-    const int best = score > 0.0 ? RateThatFits(c) : -1;
-    const double bytes = best >= 0 ? std::max(1.0, c.rates[best].wire_bytes) : default_bytes;
-    const bool go = Pass(best >= 0 ? score : 0.0, bytes, 1e-12, c);
-    NoteDecision(c, best);
-    if (go && best >= 0 && WindowOpen(c)) return Decision{Action::kOffload, best};
-    return Fallback(c);
+    const double out = net_->Score(State(c).Values());
+    return DecideByScore(c, out > 0.0 ? out / DefaultBytes(c) : 0.0, ReuseProbability(c));
   }
 
  private:

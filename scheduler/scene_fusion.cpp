@@ -48,15 +48,21 @@ void SceneFusion::AddFrame(std::int64_t frame_id, std::span<const float> feature
   }
 }
 
+// Frame ids arrive in increasing order, so frames_ is sorted by id.
+std::deque<std::pair<std::int64_t, double>>::const_iterator SceneFusion::Find(
+    std::int64_t frame_id) const {
+  auto it = std::lower_bound(frames_.begin(), frames_.end(), frame_id,
+                             [](const auto& f, std::int64_t id) { return f.first < id; });
+  return it != frames_.end() && it->first == frame_id ? it : frames_.end();
+}
+
 bool SceneFusion::InCurrentScene(std::int64_t frame_id) const {
   return scene_first_frame_ >= 0 && frame_id >= scene_first_frame_ &&
-         std::any_of(frames_.begin(), frames_.end(),
-                     [&](const auto& f) { return f.first == frame_id; });
+         Find(frame_id) != frames_.end();
 }
 
 bool SceneFusion::AddCloud(std::int64_t frame_id, std::span<const std::pair<int, float>> top) {
-  auto it = std::find_if(frames_.begin(), frames_.end(),
-                         [&](const auto& f) { return f.first == frame_id; });
+  const auto it = Find(frame_id);
   if (it == frames_.end() || frame_id < scene_first_frame_ || top.empty()) return false;
   std::vector<float> p(classes_, 0.0f);
   double listed = 0.0;

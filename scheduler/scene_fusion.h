@@ -52,7 +52,8 @@ class SceneFusion {
  public:
   SceneFusion(FusionOptions options, int classes);
 
-  // A new frame: its features and the exit's posterior (`classes` values).
+  // A new frame (ids increase from frame to frame): its features and the
+  // exit's posterior (`classes` values).
   void AddFrame(std::int64_t frame_id, std::span<const float> features,
                 std::span<const float> exit_probabilities);
   // The cloud's posterior for `frame_id`: (class, score) pairs, best first.
@@ -65,6 +66,7 @@ class SceneFusion {
 
  private:
   void Pool(std::span<const float> probabilities, double weight);
+  std::deque<std::pair<std::int64_t, double>>::const_iterator Find(std::int64_t frame_id) const;
   FusionOptions options_;
   int classes_;
   std::vector<double> log_score_;  // the pooled sum, current belief weights applied
