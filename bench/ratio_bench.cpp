@@ -302,6 +302,83 @@ json EdgeOverhead(const splitnet::Manifest& m, const std::vector<trace::SourceFr
 }
 
 // Pre-encoded requests for real features at the default rate.
+// Recording (ML-EXray) every `every`-th frame against not recording: two
+// runtimes on the same frames, chunk by chunk in turn. A chunk of the recording
+// one ends when its records are on disk, so the writer's work is in its time;
+// process CPU counts the writer thread too.
+json ExrayOverhead(const splitnet::Manifest& m, const std::vector<trace::SourceFrame>& frames,
+                   const std::string& endpoint, int rounds, int every) {
+  struct Side {
+    std::unique_ptr<splitnet::SplitModel> model;
+    std::unique_ptr<scheduler::OffloadPolicy> policy;
+    std::unique_ptr<transport::ZmqLink> link;
+    std::unique_ptr<edge::EdgeRuntime> runtime;
+    std::unique_ptr<edge::ExrayRecorder> recorder;
+  };
+  RealClock clock;
+  const auto dir = std::filesystem::temp_directory_path() /
+                   ("deepcut-bench-exray-" + std::to_string(::getpid()));
+  std::filesystem::remove_all(dir);
+  Side sides[2];
+  for (int k = 0; k < 2; ++k) {
+    Side& s = sides[k];
+    s.model = std::move(splitnet::SplitModel::Load(m, {.tail = false})).value();
+    s.policy = std::move(scheduler::MakePolicy({.name = "always"})).value();
+    s.link = std::move(transport::ZmqLink::Create({.endpoint = endpoint}, clock)).value();
+    s.runtime = std::move(edge::EdgeRuntime::Create({.deadline_ms = 5000}, *s.model, *s.policy,
+                                                    *s.link, clock, [](const Answer&) {}))
+                    .value();
+    if (k == 1) {
+      s.recorder =
+          std::move(edge::ExrayRecorder::Create({.dir = dir.string(), .every = every}, m)).value();
+      s.runtime->SetRecorder(s.recorder.get());
+    }
+  }
+  const size_t chunk = static_cast<size_t>(every) * 5;
+  std::vector<double> cpu_ratios, wall_ratios;
+  double cpu[2] = {0, 0}, wall[2] = {0, 0};
+  std::int64_t id = 0;
+  for (int r = 0; r < rounds; ++r) {
+    for (size_t begin = 0; begin < frames.size(); begin += chunk) {
+      const size_t end = std::min(frames.size(), begin + chunk);
+      double c[2], w[2];
+      for (int k = 0; k < 2; ++k) {
+        MemorySource slice(&frames, begin, end, id);
+        const double c0 = ProcessCpuSeconds(), w0 = WallSeconds();
+        if (!edge::RunStream(slice, *sides[k].runtime, clock, {}, nullptr).ok()) std::exit(1);
+        if (sides[k].recorder) sides[k].recorder->Flush();
+        c[k] = ProcessCpuSeconds() - c0;
+        w[k] = WallSeconds() - w0;
+        cpu[k] += c[k];
+        wall[k] += w[k];
+      }
+      cpu_ratios.push_back((c[1] - c[0]) / c[0]);
+      wall_ratios.push_back((w[1] - w[0]) / w[0]);
+      id += static_cast<std::int64_t>(end - begin);
+    }
+    Log("bench: recording overhead round %s done\n", std::to_string(r + 1));
+  }
+  sides[1].recorder->Close();
+  const auto counters = sides[1].recorder->counters();
+  std::filesystem::remove_all(dir);
+  std::sort(cpu_ratios.begin(), cpu_ratios.end());
+  std::sort(wall_ratios.begin(), wall_ratios.end());
+  const double n = static_cast<double>(frames.size()) * rounds;
+  return {{"every", every},
+          {"ratio", wall_ratios[wall_ratios.size() / 2]},
+          {"cpu_ratio", cpu_ratios[cpu_ratios.size() / 2]},
+          {"goal", "<= 0.10"},
+          {"plain_us_per_frame", 1e6 * wall[0] / n},
+          {"recording_us_per_frame", 1e6 * wall[1] / n},
+          {"plain_cpu_us_per_frame", 1e6 * cpu[0] / n},
+          {"recording_cpu_us_per_frame", 1e6 * cpu[1] / n},
+          {"records", counters.recorded},
+          {"records_skipped", counters.skipped},
+          {"chunk_pairs", wall_ratios.size()},
+          {"frames", frames.size()},
+          {"rounds", rounds}};
+}
+
 std::vector<std::vector<std::uint8_t>> Requests(const splitnet::Manifest& m,
                                                 const std::vector<trace::SourceFrame>& frames,
                                                 std::vector<std::vector<float>>* decoded) {
@@ -535,7 +612,7 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--rtt-requests", rtt_requests, "requests for the round trip")
       ->capture_default_str();
-  app.add_option("--only", only, "edge-overhead|cloud-efficiency|loopback-rtt");
+  app.add_option("--only", only, "edge-overhead|cloud-efficiency|loopback-rtt|exray-overhead");
   app.add_option("--edge-policy", edge_policy, "policy of the edge-overhead run")
       ->capture_default_str();
   app.add_option("--edge-cv-threads", edge_cv_threads,
@@ -583,6 +660,10 @@ int main(int argc, char** argv) {
     CloudProcess cloud(cloud_bin, model_dir, 1, 16);
     report["edge_overhead_real_cloud"] =
         EdgeOverhead(*manifest, mem, cloud.endpoint(), rounds, edge_policy);
+  }
+  if (only.empty() || only == "exray-overhead") {
+    EchoProcess responder(0, /*answer=*/true);
+    report["exray_overhead"] = ExrayOverhead(*manifest, mem, responder.endpoint(), rounds, 30);
   }
   std::cout << report.dump(2) << std::endl;
   return 0;

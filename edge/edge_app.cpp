@@ -83,6 +83,15 @@ cli::Outcome RunEdgeApp(EdgeAppOptions o, const std::atomic<bool>& stop) {
   auto runtime = EdgeRuntime::Create(o.runtime, **model, **policy, **link, clock,
                                      [&](const Answer& a) { (*log)->Record(a); });
   if (!runtime.ok()) return Fail(cli::kExitBadOption, runtime.status());
+  std::unique_ptr<ExrayRecorder> recorder;
+  if (!o.exray.dir.empty()) {
+    auto created = ExrayRecorder::Create(o.exray, *manifest);
+    if (!created.ok()) return Fail(cli::kExitBadOption, Named("--exray-out", created.status()));
+    recorder = std::move(*created);
+    (*runtime)->SetRecorder(recorder.get());
+    spdlog::info("recording every {} frame(s) into {} (cap {} bytes)", o.exray.every, o.exray.dir,
+                 o.exray.max_bytes);
+  }
   spdlog::info(
       "model {} ({}), policy {}, budget {}, rate {}, cloud {}", manifest->name, o.model_dir,
       o.policy_name, *budget > 0 ? o.budget_text + " bit/s" : std::string("unlimited"),
@@ -115,6 +124,13 @@ cli::Outcome RunEdgeApp(EdgeAppOptions o, const std::atomic<bool>& stop) {
                        {"fps", o.stream.fps},
                        {"frames_skipped", run->frames_skipped},
                        {"counters", CountersJson((*runtime)->counters())}};
+  if (recorder) {
+    (*runtime)->SetRecorder(nullptr);
+    recorder->Close();  // writes what is queued
+    const ExrayCounters c = recorder->counters();
+    extra["exray"] = {{"dir", o.exray.dir},   {"every", o.exray.every}, {"recorded", c.recorded},
+                      {"skipped", c.skipped}, {"dropped", c.dropped},   {"failed", c.failed}};
+  }
   if (control) {
     nlohmann::json changes = nlohmann::json::array();
     for (const auto& ch : control->changes())

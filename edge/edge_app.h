@@ -36,6 +36,7 @@ struct EdgeAppOptions {
   // The answer rule: on (scene fusion), off (a frame's own answer), auto (on for
   // deepcut, learned and NAME+fusion).
   std::string fusion = "auto";
+  ExrayOptions exray;  // deployment visibility: dir empty, off
   EdgeOptions runtime;
   trace::SourceOptions source;
   StreamOptions stream;

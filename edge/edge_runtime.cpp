@@ -1,5 +1,7 @@
 #include "edge/edge_runtime.h"
 
+#include <chrono>
+
 #include <filesystem>
 
 #include <spdlog/spdlog.h>
@@ -131,11 +133,53 @@ Status EdgeRuntime::Validate() const {
 }
 
 Status EdgeRuntime::ProcessFrame(const trace::SourceFrame& frame, TimeUs capture_us) {
-  const auto& m = model_.manifest();
+  if (recorder_ && recorder_->Due()) return ProcessRecorded(frame, capture_us);
   ASSIGN_OR_RETURN(auto input, model_.Preprocess(frame.image));
   ASSIGN_OR_RETURN(auto features, model_.RunHead(input));
   ASSIGN_OR_RETURN(auto local, model_.RunExit(features));
+  return Route(frame, capture_us, std::move(features), local).status();
+}
 
+Status EdgeRuntime::ProcessRecorded(const trace::SourceFrame& frame, TimeUs capture_us) {
+  using Ms = std::chrono::duration<double, std::milli>;
+  const auto& m = model_.manifest();
+  ExrayRecord rec;
+  rec.frame_id = frame.index;
+  rec.label = frame.label;
+  rec.capture_us = capture_us;
+  rec.raw = frame.image;
+  const auto t0 = std::chrono::steady_clock::now();
+  ASSIGN_OR_RETURN(rec.input, model_.Preprocess(frame.image));
+  rec.preprocess_ms = Ms(std::chrono::steady_clock::now() - t0).count();
+  rec.input_shape = {1, m.input.channels, m.input.height, m.input.width};
+  rec.feature_shape = {1, m.bottleneck.channels, m.bottleneck.height, m.bottleneck.width};
+  ASSIGN_OR_RETURN(rec.head, model_.TraceHead(rec.input));
+  rec.features = rec.head.back().values;
+  ASSIGN_OR_RETURN(rec.exit, model_.TraceExit(rec.features));
+  const splitnet::Prediction local = splitnet::PredictionFromLogits(rec.exit.back().values);
+  rec.scores = local.probabilities;
+  rec.exit_class = local.class_id;
+  rec.exit_confidence = local.confidence;
+  ASSIGN_OR_RETURN(auto routed, Route(frame, capture_us, rec.features, local));
+  // What the cloud's tail gets at the rate used (the default one if nothing was sent).
+  const auto t1 = std::chrono::steady_clock::now();
+  const auto& rate = m.rates[routed.rate_index >= 0 ? routed.rate_index : rate_index_];
+  ASSIGN_OR_RETURN(auto encoded, codec_.Encode(rec.features, m.bottleneck, rate));
+  auto decoded = codec_.Decode(encoded.coding, encoded.payload, m.bottleneck, rate);
+  if (!decoded.ok()) return decoded.status();
+  rec.quantized = std::move(*decoded);
+  rec.quantize_ms = Ms(std::chrono::steady_clock::now() - t1).count();
+  rec.rate = rate.name;
+  rec.offloaded = routed.rate_index >= 0;
+  rec.route = routed.route;
+  recorder_->Submit(std::move(rec));
+  return Status::Ok();
+}
+
+Result<EdgeRuntime::Routed> EdgeRuntime::Route(const trace::SourceFrame& frame, TimeUs capture_us,
+                                               std::vector<float> features,
+                                               const splitnet::Prediction& local) {
+  const auto& m = model_.manifest();
   Answer answer;
   answer.frame_id = frame.index;
   answer.label = frame.label;
@@ -187,18 +231,18 @@ Status EdgeRuntime::ProcessFrame(const trace::SourceFrame& frame, TimeUs capture
     answer.confidence = last_cloud_.confidence;
     Fuse(answer);
     Deliver(answer);
-    return Status::Ok();
+    return Routed{-1, "reuse"};
   }
   if (decision.action != scheduler::Action::kOffload) {
     Fuse(answer);
     Deliver(answer);
-    return Status::Ok();
+    return Routed{-1, "local"};
   }
   if (in_flight() >= options_.max_in_flight) {
     answer.reason = Reason::kWindowFull;
     Fuse(answer);
     Deliver(answer);
-    return Status::Ok();
+    return Routed{-1, "local"};
   }
   const int rate_index =
       decision.rate_index >= 0 && decision.rate_index < static_cast<int>(m.rates.size())
@@ -222,7 +266,7 @@ Status EdgeRuntime::ProcessFrame(const trace::SourceFrame& frame, TimeUs capture
     answer.reason = Reason::kCloudUnavailable;
     Fuse(answer);
     Deliver(answer);
-    return Status::Ok();
+    return Routed{-1, "local"};
   }
   ++counters_.offloads_sent;
   answer.offloaded = true;
@@ -233,7 +277,7 @@ Status EdgeRuntime::ProcessFrame(const trace::SourceFrame& frame, TimeUs capture
   const TimeUs guard_us = static_cast<TimeUs>(options_.guard_ms * 1000.0);
   pending_[seq] = Pending{answer, answer.deadline_us - guard_us, std::move(features)};
   policy_.OnSent(seq, clock_.NowUs(), answer.uplink_bytes);
-  return Status::Ok();
+  return Routed{rate_index, "offload"};
 }
 
 void EdgeRuntime::Fuse(Answer& answer) const {

@@ -30,6 +30,7 @@
 #include "core/answer.h"
 #include "core/clock.h"
 #include "core/status.h"
+#include "edge/exray_recorder.h"
 #include "scheduler/policy.h"
 #include "scheduler/scene_fusion.h"
 #include "splitnet/feature_codec.h"
@@ -119,6 +120,10 @@ class EdgeRuntime {
   // Resolves everything pending (by reply or by deadline).
   void Drain();
 
+  // Records every N-th frame for deployment visibility (edge/exray_recorder.h);
+  // nullptr: none. Borrowed: it must outlive the runtime's use of it.
+  void SetRecorder(ExrayRecorder* recorder) { recorder_ = recorder; }
+
   int in_flight() const { return static_cast<int>(pending_.size()); }
   // The live bandwidth knob, passed to the policy.
   void SetBudget(double budget_bps) { policy_.SetBudget(budget_bps, clock_.NowUs()); }
@@ -142,6 +147,17 @@ class EdgeRuntime {
   EdgeRuntime(EdgeOptions options, splitnet::SplitModel& model, scheduler::OffloadPolicy& policy,
               transport::CloudLink& link, Clock& clock, AnswerCallback on_answer);
   Status Validate() const;
+  // How a frame was routed: the rate index it was offloaded at (-1: not sent)
+  // and "offload", "reuse" or "local".
+  struct Routed {
+    int rate_index = -1;
+    std::string route;
+  };
+  // A frame that is due for recording: traced head and exit, then Route.
+  Status ProcessRecorded(const trace::SourceFrame& frame, TimeUs capture_us);
+  // The decision and what follows it, for a frame whose head and exit have run.
+  Result<Routed> Route(const trace::SourceFrame& frame, TimeUs capture_us,
+                       std::vector<float> features, const splitnet::Prediction& local);
   // Waits for one reply or the next fallback time, whichever is first, but not
   // past `until_us`; returns false if nothing happened before `until_us`.
   bool PumpOnce(TimeUs until_us);
@@ -179,6 +195,7 @@ class EdgeRuntime {
   TimeUs last_heard_us_ = 0;  // last reply of any kind, the last reconnect, or the start
   EdgeCounters counters_;
   std::optional<scheduler::SceneFusion> fusion_;  // with fuse_scene
+  ExrayRecorder* recorder_ = nullptr;
 };
 
 }  // namespace deepcut::edge

@@ -67,6 +67,17 @@ int main(int argc, char** argv) {
   app.add_option("--max-in-flight", o.runtime.max_in_flight, "offloads awaiting a reply")
       ->capture_default_str()
       ->check(cli::Between(1, 1024));
+  app.add_option("--exray-out", o.exray.dir,
+                 "record every N-th frame's layers, tensors and timings into this new or empty "
+                 "directory (deployment visibility; docs/exray.md)");
+  app.add_option("--exray-every", o.exray.every, "record every N-th frame")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  double exray_max_mb = static_cast<double>(o.exray.max_bytes) / (1 << 20);
+  app.add_option("--exray-max-mb", exray_max_mb,
+                 "size cap of the records in MiB; the oldest records are deleted past it")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
   app.add_option("--out", o.out_path, "per-frame answers, one JSON line each")
       ->check(cli::OutputFile());
   app.add_option("--summary", o.summary_path, "run summary JSON")->check(cli::OutputFile());
@@ -77,6 +88,7 @@ int main(int argc, char** argv) {
   app.footer(cli::ExitCodesFooter(
       {cli::kExitBadOption, cli::kExitBadModel, cli::kExitBadInput, cli::kExitFailed}));
   if (int code = cli::Parse(app, argc, argv); code >= 0) return code;
+  o.exray.max_bytes = static_cast<std::int64_t>(exray_max_mb * (1 << 20));
   if (!o.out_path.empty() && o.out_path == o.summary_path) {
     std::fprintf(stderr, "--out and --summary name the same file: %s\n", o.out_path.c_str());
     return cli::kExitBadOption;

@@ -1,21 +1,94 @@
 // deepcut-eval: offline measurements of a model package.
 //   deepcut-eval rate-accuracy --model DIR [--baseline DIR] --out FILE.json
 //                              [--markdown FILE.md] [--plot FILE.png]
+//   deepcut-eval instability --model DIR --profiles FILE.json --out FILE.json
+//                            [--markdown FILE.md] [--plot FILE.png]
+//   deepcut-eval apply-profile --profiles FILE.json --profile NAME --image IN --out OUT.png
 #include <CLI/CLI.hpp>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
 
+#include <opencv2/imgcodecs.hpp>
 #include "cli/cli.h"
 #include "core/files.h"
 #include "core/progress.h"
+
+#include "eval/camera_profile.h"
+#include "eval/instability.h"
 #include "eval/rate_accuracy.h"
 
 namespace {
 
 using deepcut::cli::kExitBadOption;
 using deepcut::cli::kExitFailed;
+
+// Writes the report, the table and the plot; the exit code.
+int Finish(const char* what, const deepcut::Result<nlohmann::json>& report,
+           const std::string& table, const std::string& out_path, const std::string& markdown_path,
+           const std::string& plot_path, const std::string& plot_script) {
+  using namespace deepcut;
+  if (!report.ok()) {
+    std::cerr << what << ": " << report.status().message() << "\n";
+    return report.status().code() == StatusCode::kInvalidArgument ||
+                   report.status().code() == StatusCode::kNotFound
+               ? kExitBadOption
+               : kExitFailed;
+  }
+  std::cout << table;
+  Status written = WriteFileAtomically(out_path, report->dump(2) + "\n");
+  if (written.ok() && !markdown_path.empty()) written = WriteFileAtomically(markdown_path, table);
+  if (!written.ok()) {
+    std::cerr << what << ": " << written.message() << "\n";
+    return kExitFailed;
+  }
+  if (!plot_path.empty()) {
+    const std::string cmd =
+        "/usr/bin/python3 '" + plot_script + "' '" + out_path + "' '" + plot_path + "'";
+    if (std::system(cmd.c_str()) != 0) {
+      std::cerr << "plotting failed (" << cmd << ")\n";
+      return kExitFailed;
+    }
+  }
+  return 0;
+}
+
+int ApplyOne(const std::string& profiles_path, const std::string& name, const std::string& image,
+             std::uint64_t seed, const std::string& out) {
+  using namespace deepcut;
+  auto profiles = eval::LoadProfiles(profiles_path);
+  if (!profiles.ok()) {
+    std::cerr << "apply-profile: " << profiles.status().message() << "\n";
+    return kExitBadOption;
+  }
+  const eval::Profile* profile = nullptr;
+  for (const auto& p : *profiles)
+    if (p.name == name) profile = &p;
+  if (!profile) {
+    std::cerr << "apply-profile: " << profiles_path << " has no profile \"" << name << "\"\n";
+    return kExitBadOption;
+  }
+  cv::Mat in = cv::imread(image, cv::IMREAD_UNCHANGED);
+  if (in.empty()) {
+    std::cerr << "apply-profile: " << image << ": not an image OpenCV can read\n";
+    return kExitBadOption;
+  }
+  auto result = eval::ApplyProfile(*profile, in, seed);
+  std::vector<std::uint8_t> png;
+  if (!result.ok() || !cv::imencode(".png", *result, png)) {
+    std::cerr << "apply-profile: "
+              << (result.ok() ? std::string("PNG encoding failed") : result.status().message())
+              << "\n";
+    return kExitFailed;
+  }
+  Status written = WriteFileAtomically(out, std::string(png.begin(), png.end()));
+  if (!written.ok()) {
+    std::cerr << "apply-profile: " << written.message() << "\n";
+    return kExitFailed;
+  }
+  return 0;
+}
 
 }  // namespace
 
@@ -44,39 +117,72 @@ int main(int argc, char** argv) {
   ra->add_option("--plot", plot_path, "PNG plot of accuracy vs bytes per frame")
       ->check(cli::OutputFile());
   ra->add_option("--plot-script", plot_script, "the plotting script")->capture_default_str();
+  auto* ins = app.add_subcommand(
+      "instability",
+      "accuracy per camera profile and instability (the share of test images whose answer "
+      "differs between profiles) of the exit, the cloud at every rate and the delivered answer");
+  eval::InstabilityOptions ioptions;
+  std::string i_out, i_markdown, i_plot;
+  std::string i_script = std::string(DEEPCUT_SOURCE_DIR) + "/scripts/plot_instability.py";
+  ins->add_option("--model", ioptions.model_dir, "model package")->capture_default_str();
+  ins->add_option("--profiles", ioptions.profiles_path,
+                  "camera profiles (deepcut-profiles/1; eval/profiles/ has the shipped sets)")
+      ->required();
+  ins->add_option("--frames", ioptions.frames, "test images (-1: all)")
+      ->capture_default_str()
+      ->check(cli::AtLeast(-1));
+  ins->add_option("--batch", ioptions.batch, "images per inference batch")
+      ->capture_default_str()
+      ->check(cli::Between(1, 10000));
+  ins->add_option("--offload-fraction", ioptions.offload_fraction,
+                  "the delivered answer offloads the frames below the exit confidence that "
+                  "this share of validation frames falls under")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 1.0));
+  ins->add_option("--seed", ioptions.seed, "seed of the noise steps")->capture_default_str();
+  ins->add_option("--capture-scale", ioptions.capture_scale,
+                  "profiles act on the image upscaled this much (the camera's resolution); the "
+                  "edge's pre-processing brings it back. 1: on the model-sized image")
+      ->capture_default_str()
+      ->check(cli::Between(1, 16));
+  ins->add_option("--fashion-mnist-dir", ioptions.fashion_mnist_dir)->capture_default_str();
+  ins->add_option("--out", i_out, "JSON report")->required()->check(cli::OutputFile());
+  ins->add_option("--markdown", i_markdown, "markdown tables")->check(cli::OutputFile());
+  ins->add_option("--plot", i_plot, "PNG: instability and accuracy per answer and profile")
+      ->check(cli::OutputFile());
+  ins->add_option("--plot-script", i_script, "the plotting script")->capture_default_str();
+  auto* ap = app.add_subcommand("apply-profile",
+                                "one image through one camera profile (to see what it does)");
+  std::string ap_profiles, ap_name, ap_image, ap_out;
+  std::uint64_t ap_seed = 1;
+  ap->add_option("--profiles", ap_profiles, "camera profiles (deepcut-profiles/1)")->required();
+  ap->add_option("--profile", ap_name, "the profile's name")->required();
+  ap->add_option("--image", ap_image, "input image (any format OpenCV reads)")->required();
+  ap->add_option("--seed", ap_seed, "seed of the noise steps")->capture_default_str();
+  ap->add_option("--out", ap_out, "output PNG")->required()->check(cli::OutputFile());
   app.footer("Exit codes: 0 ok, 2 bad option (a package it names included), 5 the run failed.");
   if (int code = cli::Parse(app, argc, argv); code >= 0) return code;
+  const bool tty = ProgressLine::StderrIsTerminal();
+  if (ap->parsed()) return ApplyOne(ap_profiles, ap_name, ap_image, ap_seed, ap_out);
+  if (ins->parsed()) {
+    ProgressLine progress("instability", "images");
+    auto report = eval::RunInstability(ioptions, [&](int done, int total) {
+      progress.Update(done, total);
+      if (!tty && (done == total || done % 2000 < ioptions.batch))
+        std::fprintf(stderr, "instability: %d/%d images\n", done, total);
+    });
+    progress.Done();
+    return Finish("instability", report, report.ok() ? eval::InstabilityMarkdown(*report) : "",
+                  i_out, i_markdown, i_plot, i_script);
+  }
   // A progress line on a terminal; milestones in a log.
   ProgressLine progress("rate-accuracy", "images");
-  const bool tty = ProgressLine::StderrIsTerminal();
   auto report = eval::RunRateAccuracy(options, [&](int done, int total) {
     progress.Update(done, total);
     if (!tty && (done == total || done % 2000 < options.batch))
       std::fprintf(stderr, "rate-accuracy: %d/%d images\n", done, total);
   });
   progress.Done();
-  if (!report.ok()) {
-    std::cerr << "rate-accuracy: " << report.status().message() << "\n";
-    return report.status().code() == StatusCode::kInvalidArgument ||
-                   report.status().code() == StatusCode::kNotFound
-               ? kExitBadOption
-               : kExitFailed;
-  }
-  const std::string table = eval::MarkdownTable(*report);
-  std::cout << table;
-  Status written = WriteFileAtomically(out_path, report->dump(2) + "\n");
-  if (written.ok() && !markdown_path.empty()) written = WriteFileAtomically(markdown_path, table);
-  if (!written.ok()) {
-    std::cerr << "rate-accuracy: " << written.message() << "\n";
-    return kExitFailed;
-  }
-  if (!plot_path.empty()) {
-    const std::string cmd =
-        "/usr/bin/python3 '" + plot_script + "' '" + out_path + "' '" + plot_path + "'";
-    if (std::system(cmd.c_str()) != 0) {
-      std::cerr << "plotting failed (" << cmd << ")\n";
-      return kExitFailed;
-    }
-  }
-  return 0;
+  return Finish("rate-accuracy", report, report.ok() ? eval::MarkdownTable(*report) : "", out_path,
+                markdown_path, plot_path, plot_script);
 }

@@ -228,6 +228,20 @@ Status ParseInput(const json& root, Manifest& m) {
     ASSIGN_OR_RETURN(std::string layout, GetString(*in, "input", "layout"));
     if (layout != "NCHW") return InvalidArgument("input.layout must be NCHW, got " + layout);
   }
+  if (in->contains("interpolation")) {
+    ASSIGN_OR_RETURN(s.interpolation, GetString(*in, "input", "interpolation"));
+    if (s.interpolation != "area" && s.interpolation != "linear" && s.interpolation != "nearest" &&
+        s.interpolation != "cubic" && s.interpolation != "lanczos")
+      return InvalidArgument(
+          "input.interpolation must be area, linear, nearest, cubic or "
+          "lanczos, got " +
+          s.interpolation);
+  }
+  if (in->contains("channel_order")) {
+    ASSIGN_OR_RETURN(s.channel_order, GetString(*in, "input", "channel_order"));
+    if (s.channel_order != "bgr" && s.channel_order != "rgb")
+      return InvalidArgument("input.channel_order must be bgr or rgb, got " + s.channel_order);
+  }
   return Status::Ok();
 }
 

@@ -23,6 +23,12 @@ struct InputSpec {
   float scale = 1.0f / 255.0f;  // pixel (0..255) -> scale * pixel
   std::vector<float> mean;      // per channel, subtracted after scaling
   std::vector<float> std;       // per channel, divides after the mean
+  // How a frame of another size is resized (OpenCV's INTER_*): area, linear,
+  // nearest, cubic or lanczos.
+  std::string interpolation = "area";
+  // The order of the colour channels in the frames the edge is given: bgr
+  // (OpenCV's sources) or rgb (e.g. a camera API that delivers RGB).
+  std::string channel_order = "bgr";
 };
 
 struct BottleneckSpec {

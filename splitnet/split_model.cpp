@@ -9,6 +9,7 @@ namespace deepcut::splitnet {
 
 struct SplitModel::Nets {
   cv::dnn::Net head, exit, tail;
+  cv::dnn::Net head_trace, exit_trace;  // opened by the first traced run
 };
 
 namespace {
@@ -55,6 +56,46 @@ Status CheckShape(cv::dnn::Net& net, const std::vector<int>& dims, size_t expect
     return InvalidArgument(file.string() + " outputs " + std::to_string(out->size()) +
                            " values per item, the manifest says " + expected_text);
   return Status::Ok();
+}
+
+// Every layer's output of one run of `net` (opened from `file` on first use).
+Result<std::vector<LayerOutput>> Trace(cv::dnn::Net& net, const std::filesystem::path& file,
+                                       const std::vector<int>& dims, const float* data) {
+  if (net.empty()) {
+    auto opened = OpenNet(file);
+    if (!opened.ok()) return opened.status();
+    net = *opened;
+  }
+  try {
+    const std::vector<std::string> names = net.getLayerNames();
+    cv::Mat blob(static_cast<int>(dims.size()), dims.data(), CV_32F, const_cast<float*>(data));
+    net.setInput(blob);
+    std::vector<cv::Mat> outs;
+    net.forward(outs, names);
+    std::vector<double> ticks;
+    net.getPerfProfile(ticks);
+    const double ms_per_tick = 1000.0 / cv::getTickFrequency();
+    std::vector<LayerOutput> layers(names.size());
+    for (size_t i = 0; i < names.size(); ++i) {
+      cv::Mat out = outs[i].isContinuous() ? outs[i] : outs[i].clone();
+      if (out.type() != CV_32F) return Internal(names[i] + " output is not float32");
+      layers[i].name = names[i];
+      layers[i].shape.assign(out.size.p, out.size.p + out.dims);
+      layers[i].values.assign(out.ptr<float>(), out.ptr<float>() + out.total());
+      layers[i].ms = i < ticks.size() ? ticks[i] * ms_per_tick : 0.0;
+    }
+    return layers;
+  } catch (const cv::Exception& e) {
+    return Internal(file.filename().string() + " traced inference failed: " + e.what());
+  }
+}
+
+int InterpolationCode(const std::string& name) {
+  if (name == "linear") return cv::INTER_LINEAR;
+  if (name == "nearest") return cv::INTER_NEAREST;
+  if (name == "cubic") return cv::INTER_CUBIC;
+  if (name == "lanczos") return cv::INTER_LANCZOS4;
+  return cv::INTER_AREA;
 }
 
 }  // namespace
@@ -112,27 +153,34 @@ Result<std::vector<float>> SplitModel::Preprocess(const cv::Mat& image) const {
   cv::Mat converted;
   try {
     const int ch = image.channels();
+    // Codes for a BGR(A) frame; an RGB(A) one swaps them.
+    const bool rgb = in.channel_order == "rgb";
     if (in.channels == 1) {
       if (ch == 1)
         converted = image;
       else if (ch == 3)
-        cv::cvtColor(image, converted, cv::COLOR_BGR2GRAY);
+        cv::cvtColor(image, converted, rgb ? cv::COLOR_RGB2GRAY : cv::COLOR_BGR2GRAY);
       else if (ch == 4)
-        cv::cvtColor(image, converted, cv::COLOR_BGRA2GRAY);
+        cv::cvtColor(image, converted, rgb ? cv::COLOR_RGBA2GRAY : cv::COLOR_BGRA2GRAY);
       else
         return InvalidArgument("image has " + std::to_string(ch) + " channels");
     } else {
       if (ch == 1)
         cv::cvtColor(image, converted, cv::COLOR_GRAY2RGB);
       else if (ch == 3)
-        cv::cvtColor(image, converted, cv::COLOR_BGR2RGB);
+        converted = rgb ? image : [&] {
+          cv::Mat m;
+          cv::cvtColor(image, m, cv::COLOR_BGR2RGB);
+          return m;
+        }();
       else if (ch == 4)
-        cv::cvtColor(image, converted, cv::COLOR_BGRA2RGB);
+        cv::cvtColor(image, converted, rgb ? cv::COLOR_RGBA2RGB : cv::COLOR_BGRA2RGB);
       else
         return InvalidArgument("image has " + std::to_string(ch) + " channels");
     }
     if (converted.rows != in.height || converted.cols != in.width)
-      cv::resize(converted, converted, cv::Size(in.width, in.height), 0, 0, cv::INTER_AREA);
+      cv::resize(converted, converted, cv::Size(in.width, in.height), 0, 0,
+                 InterpolationCode(in.interpolation));
   } catch (const cv::Exception& e) {
     return InvalidArgument(std::string("image preprocessing failed: ") + e.what());
   }
@@ -211,6 +259,30 @@ Result<std::vector<Prediction>> SplitModel::RunTail(const std::vector<std::vecto
   for (size_t i = 0; i < batch.size(); ++i)
     out.push_back(PredictionFromLogits(std::span<const float>(logits.data() + i * k, k)));
   return out;
+}
+
+Result<std::vector<LayerOutput>> SplitModel::TraceHead(std::span<const float> input) {
+  const auto& in = manifest_.input;
+  if (nets_->head.empty()) return Internal("head graph not loaded");
+  if (input.size() != static_cast<size_t>(in.channels) * in.height * in.width)
+    return InvalidArgument("head input has the wrong size");
+  ASSIGN_OR_RETURN(auto layers, Trace(nets_->head_trace, manifest_.head_file,
+                                      {1, in.channels, in.height, in.width}, input.data()));
+  if (layers.empty() || layers.back().values.size() != (size_t)manifest_.bottleneck.Elements())
+    return Internal("traced head output has the wrong size");
+  return layers;
+}
+
+Result<std::vector<LayerOutput>> SplitModel::TraceExit(std::span<const float> features) {
+  const auto& b = manifest_.bottleneck;
+  if (nets_->exit.empty()) return Internal("exit graph not loaded");
+  if (features.size() != static_cast<size_t>(b.Elements()))
+    return InvalidArgument("exit input has the wrong size");
+  ASSIGN_OR_RETURN(auto layers, Trace(nets_->exit_trace, manifest_.exit_file,
+                                      {1, b.channels, b.height, b.width}, features.data()));
+  if (layers.empty() || layers.back().values.size() != manifest_.classes.size())
+    return Internal("traced exit output has the wrong size");
+  return layers;
 }
 
 }  // namespace deepcut::splitnet

@@ -10,6 +10,7 @@
 #include <memory>
 #include <opencv2/core.hpp>
 #include <span>
+#include <string>
 #include <vector>
 
 #include "core/status.h"
@@ -21,6 +22,16 @@ struct Prediction {
   int class_id = -1;
   float confidence = 0.0f;           // softmax probability of class_id
   std::vector<float> probabilities;  // softmax over all classes
+};
+
+// One layer's output in a traced run: the runtime's layer name (OpenCV dnn's:
+// "onnx_node!" + the ONNX node name, or the graph output's name), its shape, its
+// values (flat, C order) and its time in that run.
+struct LayerOutput {
+  std::string name;
+  std::vector<int> shape;
+  std::vector<float> values;
+  double ms = 0.0;
 };
 
 // Which graphs to open: the edge needs head+exit, the cloud only the tail.
@@ -48,6 +59,14 @@ class SplitModel {
   Result<Prediction> RunExit(std::span<const float> features);
   // One prediction per feature vector, run as one batch.
   Result<std::vector<Prediction>> RunTail(const std::vector<std::vector<float>>& batch);
+
+  // The head or the exit with every named layer kept as an output (deployment
+  // visibility, ML-EXray): the layers in graph order, the last one the graph's
+  // output. These run on their own copy of the graph (opened on first use), in
+  // which OpenCV cannot fuse a requested layer away; the last layer's values are
+  // what RunHead / RunExit compute.
+  Result<std::vector<LayerOutput>> TraceHead(std::span<const float> input);
+  Result<std::vector<LayerOutput>> TraceExit(std::span<const float> features);
 
  private:
   struct Nets;

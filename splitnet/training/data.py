@@ -45,6 +45,12 @@ def normalise(images_u8):
     return (x * SCALE - MEAN) / STD
 
 
+def split_indices(n, val_size, seed):
+    """(train indices, validation indices) of the n training images: the fixed split."""
+    perm = np.random.RandomState(seed).permutation(n)
+    return perm[val_size:], perm[:val_size]
+
+
 def load_fmnist(data_dir=DEFAULT_DATA_DIR, val_size=5000, seed=0, limit_train=None):
     """Returns dict of (x, y) tensors: 'train', 'val' (held out from train), 'test'.
 
@@ -53,8 +59,7 @@ def load_fmnist(data_dir=DEFAULT_DATA_DIR, val_size=5000, seed=0, limit_train=No
     """
     xtr, ytr = load_split(data_dir, "train")
     xte, yte = load_split(data_dir, "t10k")
-    perm = np.random.RandomState(seed).permutation(len(xtr))
-    val_idx, tr_idx = perm[:val_size], perm[val_size:]
+    tr_idx, val_idx = split_indices(len(xtr), val_size, seed)
     if limit_train is not None:
         tr_idx = tr_idx[:limit_train]
     return {
@@ -139,3 +144,37 @@ def camera(x, generator=None, p_blur=0.3, p_gamma=0.5, p_jpeg=0.3, max_noise=6.0
             if ok:
                 p[i, 0] = torch.from_numpy(cv2.imdecode(buf, cv2.IMREAD_GRAYSCALE).astype("float32"))
     return ((p.round().clamp(0, 255) * SCALE) - MEAN) / STD
+
+
+# The training framework's definition of how a camera frame becomes the head's input (the
+# runtime implements the same in C++; deepcut-exray validate compares the two).
+_INTERPOLATIONS = {"area": "INTER_AREA", "linear": "INTER_LINEAR", "nearest": "INTER_NEAREST",
+                   "cubic": "INTER_CUBIC", "lanczos": "INTER_LANCZOS4"}
+
+
+def preprocess_frame(raw, input_spec, interpolation=None, channel_order=None):
+    """uint8 frame (H x W gray, H x W x 3 or 4 colour in `channel_order`) -> float32 [C,H,W].
+
+    `input_spec` is a manifest's "input"; `interpolation` / `channel_order` override its
+    values (the diagnosis tries the alternatives)."""
+    import cv2
+    interp = interpolation or input_spec.get("interpolation", "area")
+    order = channel_order or input_spec.get("channel_order", "bgr")
+    c, h, w = input_spec["channels"], input_spec["height"], input_spec["width"]
+    img = np.asarray(raw)
+    if img.ndim == 3 and img.shape[2] == 1:
+        img = img[:, :, 0]
+    if img.ndim == 3:
+        rgb = np.ascontiguousarray(img[:, :, :3] if order == "rgb" else img[:, :, 2::-1])
+        # Gray: ITU-R BT.601 luma in 8 bits, as OpenCV (which made the training frames) computes it.
+        img = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY) if c == 1 else rgb
+    elif c == 3:
+        img = np.repeat(img[:, :, None], 3, axis=2)
+    if img.shape[0] != h or img.shape[1] != w:
+        img = cv2.resize(img, (w, h), interpolation=getattr(cv2, _INTERPOLATIONS[interp]))
+    x = img.astype(np.float32).reshape(h, w, c)
+    scale = np.float32(input_spec["scale"])
+    mean = np.asarray(input_spec["mean"], np.float32)
+    std = np.asarray(input_spec["std"], np.float32)
+    x = (x * scale - mean) / std
+    return np.ascontiguousarray(x.transpose(2, 0, 1))
