@@ -303,9 +303,10 @@ json EdgeOverhead(const splitnet::Manifest& m, const std::vector<trace::SourceFr
 
 // Pre-encoded requests for real features at the default rate.
 // Recording (ML-EXray) every `every`-th frame against not recording: two
-// runtimes on the same frames, chunk by chunk in turn. A chunk of the recording
-// one ends when its records are on disk, so the writer's work is in its time;
-// process CPU counts the writer thread too.
+// runtimes on the same frames, chunk by chunk in turn. The ratio is the edge's
+// own per-frame time (the run loop's wall time, the writer thread working beside
+// it as in deployment); the CPU ratio counts every thread, the writer's included:
+// after a recording chunk its records are flushed before the CPU clock stops.
 json ExrayOverhead(const splitnet::Manifest& m, const std::vector<trace::SourceFrame>& frames,
                    const std::string& endpoint, int rounds, int every) {
   struct Side {
@@ -346,9 +347,10 @@ json ExrayOverhead(const splitnet::Manifest& m, const std::vector<trace::SourceF
         MemorySource slice(&frames, begin, end, id);
         const double c0 = ProcessCpuSeconds(), w0 = WallSeconds();
         if (!edge::RunStream(slice, *sides[k].runtime, clock, {}, nullptr).ok()) std::exit(1);
+        w[k] = WallSeconds() - w0;
+        // The writer's work goes into this side's CPU time, not into the next chunk.
         if (sides[k].recorder) sides[k].recorder->Flush();
         c[k] = ProcessCpuSeconds() - c0;
-        w[k] = WallSeconds() - w0;
         cpu[k] += c[k];
         wall[k] += w[k];
       }

@@ -133,7 +133,13 @@ Status EdgeRuntime::Validate() const {
 }
 
 Status EdgeRuntime::ProcessFrame(const trace::SourceFrame& frame, TimeUs capture_us) {
-  if (recorder_ && recorder_->Due()) return ProcessRecorded(frame, capture_us);
+  if (recorder_ && recorder_->Due()) {
+    // Recording never costs a frame its answer: a traced run that fails falls
+    // back to the plain one.
+    Status recorded = ProcessRecorded(frame, capture_us);
+    if (recorded.code() != StatusCode::kUnavailable) return recorded;
+    spdlog::warn("frame {}: not recorded: {}", frame.index, recorded.message());
+  }
   ASSIGN_OR_RETURN(auto input, model_.Preprocess(frame.image));
   ASSIGN_OR_RETURN(auto features, model_.RunHead(input));
   ASSIGN_OR_RETURN(auto local, model_.RunExit(features));
@@ -153,20 +159,29 @@ Status EdgeRuntime::ProcessRecorded(const trace::SourceFrame& frame, TimeUs capt
   rec.preprocess_ms = Ms(std::chrono::steady_clock::now() - t0).count();
   rec.input_shape = {1, m.input.channels, m.input.height, m.input.width};
   rec.feature_shape = {1, m.bottleneck.channels, m.bottleneck.height, m.bottleneck.width};
-  ASSIGN_OR_RETURN(rec.head, model_.TraceHead(rec.input));
+  auto head = model_.TraceHead(rec.input);
+  if (!head.ok()) return Unavailable(head.status().message());
+  rec.head = std::move(*head);
   rec.features = rec.head.back().values;
-  ASSIGN_OR_RETURN(rec.exit, model_.TraceExit(rec.features));
+  auto exit = model_.TraceExit(rec.features);
+  if (!exit.ok()) return Unavailable(exit.status().message());
+  rec.exit = std::move(*exit);
   const splitnet::Prediction local = splitnet::PredictionFromLogits(rec.exit.back().values);
   rec.scores = local.probabilities;
   rec.exit_class = local.class_id;
   rec.exit_confidence = local.confidence;
   ASSIGN_OR_RETURN(auto routed, Route(frame, capture_us, rec.features, local));
   // What the cloud's tail gets at the rate used (the default one if nothing was sent).
+  // The frame is answered (or pending) by now: from here a failure only loses the record.
   const auto t1 = std::chrono::steady_clock::now();
   const auto& rate = m.rates[routed.rate_index >= 0 ? routed.rate_index : rate_index_];
-  ASSIGN_OR_RETURN(auto encoded, codec_.Encode(rec.features, m.bottleneck, rate));
-  auto decoded = codec_.Decode(encoded.coding, encoded.payload, m.bottleneck, rate);
-  if (!decoded.ok()) return decoded.status();
+  auto encoded = codec_.Encode(rec.features, m.bottleneck, rate);
+  auto decoded = encoded.ok() ? codec_.Decode(encoded->coding, encoded->payload, m.bottleneck, rate)
+                              : Result<std::vector<float>>(encoded.status());
+  if (!decoded.ok()) {
+    spdlog::warn("frame {}: not recorded: {}", frame.index, decoded.status().message());
+    return Status::Ok();
+  }
   rec.quantized = std::move(*decoded);
   rec.quantize_ms = Ms(std::chrono::steady_clock::now() - t1).count();
   rec.rate = rate.name;

@@ -154,6 +154,7 @@ class EdgeRuntime {
     std::string route;
   };
   // A frame that is due for recording: traced head and exit, then Route.
+  // Unavailable: the traced run failed before anything was answered.
   Status ProcessRecorded(const trace::SourceFrame& frame, TimeUs capture_us);
   // The decision and what follows it, for a frame whose head and exit have run.
   Result<Routed> Route(const trace::SourceFrame& frame, TimeUs capture_us,

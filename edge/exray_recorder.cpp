@@ -12,6 +12,8 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include <zlib.h>
+
 #include "core/files.h"
 
 namespace deepcut::edge {
@@ -20,8 +22,7 @@ namespace {
 
 // NumPy's .npy v1.0: magic, header length, a Python dict literal padded with
 // spaces to a multiple of 64 bytes and ended by a newline, then the data.
-Result<std::int64_t> WriteNpy(const fs::path& path, const char* descr,
-                              const std::vector<int>& shape, const void* data, size_t bytes) {
+std::string Npy(const char* descr, const std::vector<int>& shape, const void* data, size_t bytes) {
   std::string dims;
   for (size_t i = 0; i < shape.size(); ++i) dims += std::to_string(shape[i]) + ", ";
   if (shape.size() > 1) dims.resize(dims.size() - 2);
@@ -31,21 +32,87 @@ Result<std::int64_t> WriteNpy(const fs::path& path, const char* descr,
   const size_t unpadded = 10 + header.size() + 1;
   header.append((64 - unpadded % 64) % 64, ' ');
   header += '\n';
-  std::ofstream out(path, std::ios::binary);
-  const std::uint16_t len = static_cast<std::uint16_t>(header.size());
-  out.write("\x93NUMPY\x01\x00", 8);
-  const char le[2] = {static_cast<char>(len & 0xff), static_cast<char>(len >> 8)};
-  out.write(le, 2);
-  out << header;
-  out.write(static_cast<const char*>(data), static_cast<std::streamsize>(bytes));
-  out.close();
-  if (!out) return Internal(path.string() + ": write failed");
-  return static_cast<std::int64_t>(10 + header.size() + bytes);
+  std::string out("\x93NUMPY\x01\x00", 8);
+  out += static_cast<char>(header.size() & 0xff);
+  out += static_cast<char>(header.size() >> 8);
+  out += header;
+  out.append(static_cast<const char*>(data), bytes);
+  return out;
 }
 
-Result<std::int64_t> WriteFloats(const fs::path& path, const std::vector<int>& shape,
-                                 const std::vector<float>& v) {
-  return WriteNpy(path, "<f4", shape, v.data(), v.size() * sizeof(float));
+// A NumPy .npz: a ZIP archive of .npy members, stored (no compression), so one
+// record is one file (on some filesystems a file costs far more than its bytes).
+class Npz {
+ public:
+  void Add(const std::string& name, const std::string& npy) {
+    const std::string file = name + ".npy";
+    const std::uint32_t crc = static_cast<std::uint32_t>(
+        crc32(0, reinterpret_cast<const Bytef*>(npy.data()), static_cast<uInt>(npy.size())));
+    const std::uint32_t offset = static_cast<std::uint32_t>(body_.size());
+    // Local file header: version 2.0, no flags, stored, no time, CRC, sizes, name.
+    U32(body_, 0x04034b50);
+    U16(body_, 20), U16(body_, 0), U16(body_, 0), U16(body_, 0), U16(body_, 0x21);
+    U32(body_, crc), U32(body_, npy.size()), U32(body_, npy.size());
+    U16(body_, file.size()), U16(body_, 0);
+    body_ += file;
+    body_ += npy;
+    // Its central directory entry.
+    U32(central_, 0x02014b50);
+    U16(central_, 20), U16(central_, 20), U16(central_, 0), U16(central_, 0), U16(central_, 0),
+        U16(central_, 0x21);
+    U32(central_, crc), U32(central_, npy.size()), U32(central_, npy.size());
+    U16(central_, file.size()), U16(central_, 0), U16(central_, 0), U16(central_, 0),
+        U16(central_, 0);
+    U32(central_, 0), U32(central_, offset);
+    central_ += file;
+    ++entries_;
+  }
+  std::string Finish() const {
+    std::string out = body_ + central_;
+    U32(out, 0x06054b50);
+    U16(out, 0), U16(out, 0), U16(out, entries_), U16(out, entries_);
+    U32(out, central_.size()), U32(out, body_.size());
+    U16(out, 0);
+    return out;
+  }
+
+ private:
+  static void U16(std::string& s, size_t v) {
+    s += static_cast<char>(v & 0xff);
+    s += static_cast<char>((v >> 8) & 0xff);
+  }
+  static void U32(std::string& s, size_t v) {
+    for (int i = 0; i < 4; ++i) s += static_cast<char>((v >> (8 * i)) & 0xff);
+  }
+  std::string body_, central_;
+  size_t entries_ = 0;
+};
+
+// A temporary file beside `path`, renamed over it: readers see all or nothing.
+// Not synced: a record is evidence to look at, not data to survive a power cut,
+// and a sync per record would cost more than the record.
+Status PlaceWhole(const fs::path& path, const std::string& bytes) {
+  const fs::path tmp = path.parent_path() / ("." + path.filename().string() + ".tmp");
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) return Internal(tmp.string() + ": cannot create");
+  size_t done = 0;
+  while (done < bytes.size()) {
+    const ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
+    if (n <= 0) break;
+    done += static_cast<size_t>(n);
+  }
+  const bool ok = ::close(fd) == 0 && done == bytes.size();
+  std::error_code ec;
+  if (ok) fs::rename(tmp, path, ec);
+  if (!ok || ec) {
+    fs::remove(tmp, ec);
+    return Internal(path.string() + ": write failed");
+  }
+  return Status::Ok();
+}
+
+std::string Floats(const std::vector<int>& shape, const std::vector<float>& v) {
+  return Npy("<f4", shape, v.data(), v.size() * sizeof(float));
 }
 
 std::string Now() {
@@ -168,72 +235,41 @@ Status ExrayRecorder::Write(const ExrayRecord& r) {
   }
   char name[32];
   std::snprintf(name, sizeof name, "%08lld", static_cast<long long>(number));
-  const fs::path rel = fs::path("records") / name;
-  const fs::path tmp = dir / "records" / (std::string(".tmp-") + name);
-  std::error_code ec;
-  fs::remove_all(tmp, ec);
-  if (!fs::create_directory(tmp, ec)) return Internal(tmp.string() + ": " + ec.message());
+  const fs::path rel = fs::path("records") / (std::string(name) + ".npz");
 
-  std::int64_t bytes = 0;
-  nlohmann::json files = nlohmann::json::object();
-  auto put = [&](const std::string& key, const std::string& file,
-                 Result<std::int64_t> written) -> Status {
-    if (!written.ok()) return written.status();
-    bytes += *written;
-    files[key] = (rel / file).string();
-    return Status::Ok();
-  };
-  Status s;
-  auto fail = [&](const Status& st) {
-    fs::remove_all(tmp, ec);
-    return st;
-  };
-  {
-    cv::Mat raw = r.raw.isContinuous() ? r.raw : r.raw.clone();
-    std::vector<int> shape{raw.rows, raw.cols};
-    if (raw.channels() > 1) shape.push_back(raw.channels());
-    if (raw.depth() != CV_8U) return fail(InvalidArgument("the raw frame is not 8-bit"));
-    s = put("raw", "raw.npy",
-            WriteNpy(tmp / "raw.npy", "|u1", shape, raw.data, raw.total() * raw.elemSize()));
-    if (!s.ok()) return fail(s);
-  }
-  if (Status st = put("input", "input.npy", WriteFloats(tmp / "input.npy", r.input_shape, r.input));
-      !st.ok())
-    return fail(st);
-  if (Status st = put("features", "features.npy",
-                      WriteFloats(tmp / "features.npy", r.feature_shape, r.features));
-      !st.ok())
-    return fail(st);
-  if (Status st = put("quantized", "quantized.npy",
-                      WriteFloats(tmp / "quantized.npy", r.feature_shape, r.quantized));
-      !st.ok())
-    return fail(st);
-  if (Status st =
-          put("scores", "scores.npy",
-              WriteFloats(tmp / "scores.npy", {1, static_cast<int>(r.scores.size())}, r.scores));
-      !st.ok())
-    return fail(st);
-  auto layers = [&](const char* part, const std::vector<splitnet::LayerOutput>& list,
-                    nlohmann::json& out) -> Status {
-    out = nlohmann::json::array();
+  cv::Mat raw = r.raw.isContinuous() ? r.raw : r.raw.clone();
+  if (raw.depth() != CV_8U) return InvalidArgument("the raw frame is not 8-bit");
+  std::vector<int> raw_shape{raw.rows, raw.cols};
+  if (raw.channels() > 1) raw_shape.push_back(raw.channels());
+  Npz npz;
+  npz.Add("raw", Npy("|u1", raw_shape, raw.data, raw.total() * raw.elemSize()));
+  npz.Add("input", Floats(r.input_shape, r.input));
+  npz.Add("features", Floats(r.feature_shape, r.features));
+  npz.Add("quantized", Floats(r.feature_shape, r.quantized));
+  npz.Add("scores", Floats({1, static_cast<int>(r.scores.size())}, r.scores));
+  auto layers = [&](const char* part, const std::vector<splitnet::LayerOutput>& list) {
+    nlohmann::json out = nlohmann::json::array();
     for (size_t i = 0; i < list.size(); ++i) {
-      char file[32];
-      std::snprintf(file, sizeof file, "%s_%02zu.npy", part, i);
-      auto written = WriteFloats(tmp / file, list[i].shape, list[i].values);
-      if (!written.ok()) return written.status();
-      bytes += *written;
+      char array[32];
+      std::snprintf(array, sizeof array, "%s_%02zu", part, i);
+      npz.Add(array, Floats(list[i].shape, list[i].values));
       out.push_back({{"layer", list[i].name},
-                     {"file", (rel / file).string()},
+                     {"array", array},
                      {"shape", list[i].shape},
                      {"ms", list[i].ms}});
     }
-    return Status::Ok();
+    return out;
   };
-  nlohmann::json head_layers, exit_layers;
-  if (Status st = layers("head", r.head, head_layers); !st.ok()) return fail(st);
-  if (Status st = layers("exit", r.exit, exit_layers); !st.ok()) return fail(st);
-  fs::rename(tmp, dir / rel, ec);
-  if (ec) return fail(Internal((dir / rel).string() + ": " + ec.message()));
+  const nlohmann::json head_layers = layers("head", r.head), exit_layers = layers("exit", r.exit);
+  const std::string bytes_text = npz.Finish();
+  const std::int64_t bytes = static_cast<std::int64_t>(bytes_text.size());
+  RETURN_IF_ERROR(PlaceWhole(dir / rel, bytes_text));
+  const nlohmann::json files{{"raw", "raw"},
+                             {"input", "input"},
+                             {"features", "features"},
+                             {"quantized", "quantized"},
+                             {"scores", "scores"}};
+  std::error_code ec;
 
   double head_ms = 0, exit_ms = 0;
   for (const auto& l : r.head) head_ms += l.ms;
@@ -252,22 +288,23 @@ Status ExrayRecorder::Write(const ExrayRecord& r) {
                         {"head", head_ms},
                         {"exit", exit_ms},
                         {"quantize", r.quantize_ms}}},
-                      {"files", files},
+                      {"file", rel.string()},
+                      {"arrays", files},
                       {"head", head_layers},
                       {"exit", exit_layers},
                       {"bytes", bytes}};
   std::lock_guard<std::mutex> lock(mu_);
   kept_.emplace_back(line.dump(), bytes);
-  kept_dirs_.push_back((dir / rel).string());
+  kept_files_.push_back((dir / rel).string());
   counters_.bytes += bytes;
   ++counters_.recorded;
   // The cap: the oldest records go, but the newest always stays.
   bool dropped = false;
   while (counters_.bytes > options_.max_bytes && kept_.size() > 1) {
-    fs::remove_all(kept_dirs_.front(), ec);
+    fs::remove(kept_files_.front(), ec);
     counters_.bytes -= kept_.front().second;
     kept_.pop_front();
-    kept_dirs_.pop_front();
+    kept_files_.pop_front();
     ++counters_.dropped;
     dropped = true;
   }
@@ -283,7 +320,7 @@ Status ExrayRecorder::Write(const ExrayRecord& r) {
   }
   std::string index;
   for (const auto& [text, _] : kept_) index += text + "\n";
-  return WriteFileAtomically((dir / "index.jsonl").string(), index);
+  return PlaceWhole(dir / "index.jsonl", index);
 }
 
 }  // namespace deepcut::edge

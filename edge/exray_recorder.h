@@ -3,21 +3,21 @@
 //
 // A log directory holds:
 //   log.json        format "deepcut-exray/1", the model (name, fingerprint, the
-//                   edge's manifest as it was loaded), the recording settings and
-//                   the layer names of the head and the exit;
+//                   edge's manifest as it was loaded) and the recording settings;
 //   index.jsonl     one line per record kept, oldest first (frame, label, rate,
-//                   route, the exit's answer, timings, and where each array is);
-//   records/N/      one directory per record, N its number (zero-padded): raw.npy
-//                   (the frame as the source gave it, uint8 H x W [x C]),
-//                   input.npy (the pre-processed tensor), head_NN.npy and
-//                   exit_NN.npy (every layer's output, in graph order),
-//                   features.npy (the bottleneck before quantisation),
-//                   quantized.npy (after quantisation and dequantisation at the
-//                   rate used: what the cloud's tail gets) and scores.npy (the
-//                   exit's softmax). Arrays are NumPy .npy v1.0, little-endian.
-// Every file appears whole: a record is written in a temporary directory and
-// renamed into place, log.json and index.jsonl are replaced atomically. When
-// the records pass the size cap the oldest are deleted (and leave the index).
+//                   route, the exit's answer, timings, and which array is what);
+//   records/N.npz   one NumPy .npz per record (a ZIP of .npy v1.0 members,
+//                   stored): raw (the frame as the source gave it, uint8
+//                   H x W [x C]), input (the pre-processed tensor), head_KK and
+//                   exit_KK (every layer's output, in graph order), features
+//                   (the bottleneck before quantisation), quantized (after
+//                   quantisation and dequantisation at the rate used: what the
+//                   cloud's tail gets) and scores (the exit's softmax). One file
+//                   per record: creating files is what costs on slow filesystems.
+// Every file appears whole: a record is written beside its name and renamed
+// into place, its index line appended in one write after that; when the
+// records pass the size cap the oldest are deleted and the index is replaced
+// without them.
 //
 // Recording is off the frame's path: Submit hands the record to a writer
 // thread and returns; a record that finds the queue full is skipped and
@@ -108,7 +108,7 @@ class ExrayRecorder {
   bool writing_ = false;
   ExrayCounters counters_;
   std::deque<std::pair<std::string, std::int64_t>> kept_;  // index lines and their bytes
-  std::deque<std::string> kept_dirs_;
+  std::deque<std::string> kept_files_;
   std::thread writer_;
 };
 

@@ -52,26 +52,23 @@ class BadInput(Exception):
 
 # --- reading the log -------------------------------------------------------------------------
 
-def load_npy(path, shape=None):
-    """An .npy file, checked whole: a truncated or malformed one is refused by name."""
+def load_npz(path):
+    """A record's .npz, checked whole: a truncated or malformed one is refused by name."""
+    import zipfile
     try:
-        with open(path, "rb") as f:
-            version = np.lib.format.read_magic(f)
-            if version != (1, 0):
-                raise ValueError(f"npy version {version}")
-            shp, fortran, dtype = np.lib.format.read_array_header_1_0(f)
-            count = int(np.prod(shp)) if shp else 1
-            data = f.read()
-        if len(data) != count * dtype.itemsize:
-            raise ValueError(f"holds {len(data)} data bytes, its header says {count * dtype.itemsize}")
-        arr = np.frombuffer(data, dtype=dtype).reshape(shp, order="F" if fortran else "C")
+        with zipfile.ZipFile(path) as z:
+            bad = z.testzip()
+            if bad is not None:
+                raise ValueError(f"member {bad} fails its CRC")
+            out = {}
+            for name in z.namelist():
+                with z.open(name) as f:
+                    out[name[:-4] if name.endswith(".npy") else name] = np.lib.format.read_array(f)
+            return out
     except FileNotFoundError:
         raise BadInput(f"{path}: missing (the index lists it)")
-    except (ValueError, EOFError, OSError) as e:
-        raise BadInput(f"{path}: not a whole .npy file ({e})")
-    if shape is not None and list(arr.shape) != list(shape):
-        raise BadInput(f"{path}: shape {list(arr.shape)}, the index says {list(shape)}")
-    return arr
+    except (zipfile.BadZipFile, ValueError, EOFError, OSError) as e:
+        raise BadInput(f"{path}: not a whole .npz file ({e})")
 
 
 def read_log(log_dir):
@@ -100,7 +97,7 @@ def read_log(log_dir):
             continue
         try:
             rec = json.loads(line)
-            for key in ("frame_id", "files", "head", "exit", "rate", "exit_class"):
+            for key in ("frame_id", "file", "arrays", "head", "exit", "rate", "exit_class"):
                 rec[key]
         except (json.JSONDecodeError, KeyError, TypeError) as e:
             raise BadInput(f"{index}:{n}: not a record ({e})")
@@ -111,12 +108,25 @@ def read_log(log_dir):
 
 
 def load_record(log_dir, rec):
-    path = lambda rel: os.path.join(log_dir, rel)  # noqa: E731
-    f = rec["files"]
-    out = {key: load_npy(path(f[key])) for key in ("raw", "input", "features", "quantized", "scores")}
+    path = os.path.join(log_dir, rec["file"])
+    arrays = load_npz(path)
+    out = {}
+    for key, name in rec["arrays"].items():
+        if name not in arrays:
+            raise BadInput(f"{path}: no array {name!r} (the index lists it)")
+        out[key] = arrays[name]
     for part in ("head", "exit"):
-        out[part] = [(l["layer"], load_npy(path(l["file"]), l["shape"]), float(l.get("ms", 0.0)))
-                     for l in rec[part]]
+        out[part] = []
+        for l in rec[part]:
+            if l["array"] not in arrays:
+                raise BadInput(f"{path}: no array {l['array']!r} for layer {l['layer']}")
+            a = arrays[l["array"]]
+            if list(a.shape) != list(l["shape"]):
+                raise BadInput(f"{path}: {l['array']} has shape {list(a.shape)}, the index says {l['shape']}")
+            out[part].append((l["layer"], a, float(l.get("ms", 0.0))))
+    for key in ("raw", "input", "features", "quantized", "scores"):
+        if key not in out:
+            raise BadInput(f"{path}: the index names no {key!r} array")
     return out
 
 
@@ -267,6 +277,14 @@ def diagnose_quantize(edge_q, ref_q, rate, ref):
     gaps = np.diff(levels)
     step = float(gaps.min()) if len(gaps) else ref_step
     off = np.min(np.abs(levels[:, None] - (lo + np.arange(want) * ref_step)[None, :]), axis=1)
+    implied = np.log2((hi - lo) / step + 1) if step > 0 else 0
+    if abs(implied - round(implied)) < 0.02 and round(implied) != r["bits"]:
+        b = int(round(implied))
+        grid = lo + np.arange(1 << b) * (hi - lo) / ((1 << b) - 1)
+        if np.all(np.min(np.abs(levels[:, None] - grid[None, :]), axis=1) < 0.01 * step):
+            return "quantizer_bits", (f"quantiser bits: the edge's values at rate {rate} are on a "
+                                      f"{int(round(implied))}-bit grid over the package's range; "
+                                      f"{grid_says} ({r['bits']} bits)")
     if abs(step - ref_step) > 1e-3 * ref_step or np.any(off > 1e-3 * ref_step):
         return "quantizer_range", (f"quantiser range: the edge's values at rate {rate} lie on "
                                    f"levels {step:.4g} apart between {levels.min():.4g} and "
@@ -551,6 +569,7 @@ def write_atomically(path, write, binary=False):
     try:
         with os.fdopen(fd, "wb" if binary else "w") as f:
             write(f)
+        os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     except BaseException:
         os.unlink(tmp)

@@ -62,6 +62,15 @@ def main(micro_path, ratios_path, out_dir):
         lines.append("| edge overhead, answering locally (no network) | %.3f | ≤ 0.05 | "
                      "pipeline %.0f µs/frame, head+exit %.0f µs/frame |"
                      % (e["ratio"], e["pipeline_us_per_frame"], e["inference_us_per_frame"]))
+    x = ratios.get("exray_overhead")
+    if x:
+        lines.append("| recording every %dth frame (ML-EXray): (recording − plain) / plain wall time "
+                     "per frame, median of %d chunk pairs | %.3f | ≤ 0.10 | %.0f vs %.0f µs/frame; "
+                     "process CPU (the writer thread included) %.3f: %.0f vs %.0f µs/frame; %d "
+                     "records, %d skipped |"
+                     % (x["every"], x["chunk_pairs"], x["ratio"], x["recording_us_per_frame"],
+                        x["plain_us_per_frame"], x["cpu_ratio"], x["recording_cpu_us_per_frame"],
+                        x["plain_cpu_us_per_frame"], x["records"], x["records_skipped"]))
     c = ratios.get("cloud_efficiency")
     if c:
         lines.append("| cloud efficiency served / bare tail (frames/s) | %.3f | ≥ 0.9 | served %.0f "

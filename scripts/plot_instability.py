@@ -51,6 +51,7 @@ def main():
     os.close(fd)
     try:
         fig.savefig(tmp, dpi=110)
+        os.chmod(tmp, 0o644)
         os.replace(tmp, a.out)
     except BaseException:
         os.unlink(tmp)

@@ -171,10 +171,10 @@ def test(env):
         refused(["--log", other, "--reference", ref], "other-model", "another model")
     trunc = os.path.join(env.tmp, "log-trunc")
     shutil.copytree(os.path.join(env.tmp, "log-clean"), trunc)
-    victim = os.path.join(trunc, index[2]["head"][4]["file"])
+    victim = os.path.join(trunc, index[2]["file"])
     with open(victim, "r+b") as f:
         f.truncate(os.path.getsize(victim) - 100)
-    refused(["--log", trunc, "--reference", ref], "truncated", "not a whole .npy file")
+    refused(["--log", trunc, "--reference", ref], "truncated", "not a whole .npz file")
     with open(rules, "w") as f:
         json.dump({"format": "deepcut-exray-rules/1", "rules": [{"stage": "tail", "check": "range"}]}, f)
     refused(["--log", log, "--reference", ref, "--rules", rules], "bad-rule", "stage must be one of")

@@ -28,7 +28,8 @@ def test(env):
         {"name": "identity", "steps": [{"op": "gain", "value": 1.0}]}])
     out, md, png = (os.path.join(env.tmp, n) for n in ("i.json", "i.md", "i.png"))
     res = subprocess.run([exe, "instability", "--model", env.args.model, "--profiles", prof,
-                          "--frames", "300", "--out", out, "--markdown", md, "--plot", png],
+                          "--frames", "300", "--capture-scale", "1",
+                          "--out", out, "--markdown", md, "--plot", png],
                          capture_output=True, text=True, timeout=600)
     print(res.stdout, res.stderr[-2000:])
     expect(res.returncode == 0, f"exit {res.returncode}")
@@ -46,6 +47,18 @@ def test(env):
     expect(0.1 < d["offload_fraction"]["clean"] < 0.45, f"offload fraction {d['offload_fraction']}")
     expect(rep["results"]["exit"]["instability"] > 0, "the exit is stable under JPEG, noise and WB?")
     expect(os.path.getsize(png) > 1000 and os.path.getsize(md) > 300, "plot / markdown")
+
+    # At the default capture scale the profiles act on the upscaled image (a camera's
+    # resolution); an identity profile then differs from the clean view by the capture only.
+    out4 = os.path.join(env.tmp, "i4.json")
+    res = subprocess.run([exe, "instability", "--model", env.args.model, "--profiles", prof,
+                          "--frames", "200", "--out", out4], capture_output=True, text=True, timeout=600)
+    expect(res.returncode == 0, f"scale 4: exit {res.returncode}: {res.stderr[-500:]}")
+    rep4 = json.load(open(out4))
+    expect(rep4["capture_scale"] == 4, "the default capture scale is recorded")
+    d4 = rep4["results"]["delivered"]
+    expect(d4["vs_clean"]["identity"] < 0.05, f"capture alone changes {d4['vs_clean']['identity']}")
+    expect(d4["accuracy"]["identity"] > 0.85, f"accuracy through the capture {d4['accuracy']}")
 
     for name, steps, needle in [
             ("unknown", [{"op": "vignette", "value": 1}], 'unknown step "vignette"'),

@@ -1,15 +1,17 @@
 // The ExrayRecorder through the real EdgeRuntime: every N-th frame is recorded,
 // what is on disk is what the runtime computed (features, the exit's answer,
 // the codec's quantisation at the rate the frame was sent at), the .npy files
-// follow NumPy's format, the size cap drops the oldest records, and a directory
-// in use is refused.
+// follow NumPy's .npz format (a stored ZIP of .npy), the size cap drops the oldest records, and a
+// directory in use is refused.
 #include "edge/exray_recorder.h"
 
 #include <gtest/gtest.h>
 
+#include <zlib.h>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <nlohmann/json.hpp>
 
 #include "edge/edge_runtime.h"
@@ -19,22 +21,20 @@ namespace deepcut::edge {
 namespace {
 namespace fs = std::filesystem;
 
-// A .npy file's shape and float32 values (the recorder's own format, read back).
+// A .npy member's type, shape and data (the recorder's own format, read back).
 struct Npy {
   std::string descr;
   std::vector<int> shape;
   std::vector<char> data;
 };
-Npy ReadNpy(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::vector<char> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+Npy ParseNpy(const std::string& bytes) {
   Npy n;
   EXPECT_GE(bytes.size(), 10u);
   EXPECT_EQ(std::memcmp(bytes.data(), "\x93NUMPY\x01\x00", 8), 0);
   const size_t len = static_cast<unsigned char>(bytes[8]) | static_cast<unsigned char>(bytes[9])
                                                                 << 8;
   EXPECT_EQ((10 + len) % 64, 0u) << "header not aligned";
-  const std::string header(bytes.data() + 10, len);
+  const std::string header = bytes.substr(10, len);
   EXPECT_EQ(header.back(), '\n');
   n.descr = header.substr(header.find("'descr': '") + 10, 3);
   const auto open = header.find("'shape': (") + 10;
@@ -48,6 +48,32 @@ Npy ReadNpy(const fs::path& path) {
   }
   n.data.assign(bytes.begin() + 10 + len, bytes.end());
   return n;
+}
+std::uint32_t Le(const std::string& s, size_t at, int n) {
+  std::uint32_t v = 0;
+  for (int i = n - 1; i >= 0; --i) v = v << 8 | static_cast<unsigned char>(s[at + i]);
+  return v;
+}
+// The members of a stored (uncompressed) .npz, by name without ".npy".
+std::map<std::string, Npy> ReadNpz(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  const std::string z((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::map<std::string, Npy> out;
+  size_t at = 0;
+  while (at + 30 <= z.size() && Le(z, at, 4) == 0x04034b50) {
+    EXPECT_EQ(Le(z, at + 8, 2), 0u) << "stored";
+    const size_t size = Le(z, at + 18, 4), name_len = Le(z, at + 26, 2);
+    std::string name = z.substr(at + 30, name_len);
+    const std::string data = z.substr(at + 30 + name_len, size);
+    EXPECT_EQ(Le(z, at + 14, 4),
+              static_cast<std::uint32_t>(crc32(0, reinterpret_cast<const Bytef*>(data.data()),
+                                               static_cast<uInt>(data.size()))));
+    out[name.substr(0, name.size() - 4)] = ParseNpy(data);
+    at += 30 + name_len + size;
+  }
+  EXPECT_EQ(Le(z, z.size() - 22, 4), 0x06054b50u) << "end of central directory";
+  EXPECT_EQ(Le(z, z.size() - 12, 2), out.size());
+  return out;
 }
 std::vector<float> Floats(const Npy& n) {
   std::vector<float> v(n.data.size() / 4);
@@ -129,7 +155,8 @@ TEST_F(ExrayTest, RecordsWhatTheRuntimeComputed) {
     const auto& frame = frames.at(rec["frame_id"].get<int>());
     EXPECT_EQ(rec["frame_id"].get<int>(), static_cast<int>(3 * k));
     EXPECT_TRUE(rec["offloaded"].get<bool>());
-    const Npy raw = ReadNpy(dir_ / rec["files"]["raw"].get<std::string>());
+    const auto npz = ReadNpz(dir_ / rec["file"].get<std::string>());
+    const Npy& raw = npz.at(rec["arrays"]["raw"].get<std::string>());
     EXPECT_EQ(raw.descr, "|u1");
     EXPECT_EQ(raw.shape, (std::vector<int>{40, 30, 3}));
     EXPECT_EQ(std::memcmp(raw.data.data(), frame.image.data, raw.data.size()), 0);
@@ -137,25 +164,26 @@ TEST_F(ExrayTest, RecordsWhatTheRuntimeComputed) {
     auto input = model_->Preprocess(frame.image);
     auto features = model_->RunHead(*input);
     auto local = model_->RunExit(*features);
-    const Npy in = ReadNpy(dir_ / rec["files"]["input"].get<std::string>());
+    const Npy& in = npz.at("input");
     EXPECT_EQ(in.shape, (std::vector<int>{1, 1, 28, 28}));
     EXPECT_EQ(Floats(in), *input);
-    const auto f = Floats(ReadNpy(dir_ / rec["files"]["features"].get<std::string>()));
+    const auto f = Floats(npz.at("features"));
     ASSERT_EQ(f.size(), features->size());
     for (size_t i = 0; i < f.size(); ++i) EXPECT_NEAR(f[i], (*features)[i], 1e-5);
     EXPECT_EQ(rec["exit_class"].get<int>(), local->class_id);
     const auto& rate = manifest_.rates[manifest_.RateIndex(rec["rate"].get<std::string>())];
     auto enc = codec.Encode(f, manifest_.bottleneck, rate);
     auto dec = codec.Decode(enc->coding, enc->payload, manifest_.bottleneck, rate);
-    EXPECT_EQ(Floats(ReadNpy(dir_ / rec["files"]["quantized"].get<std::string>())), *dec);
+    EXPECT_EQ(Floats(npz.at("quantized")), *dec);
     // Every head layer, in graph order, the last one the features.
     ASSERT_GE(rec["head"].size(), 5u);
-    const auto& last = rec["head"].back();
-    EXPECT_EQ(Floats(ReadNpy(dir_ / last["file"].get<std::string>())), f);
+    EXPECT_EQ(Floats(npz.at(rec["head"].back()["array"].get<std::string>())), f);
     for (const auto& l : rec["head"]) {
-      EXPECT_TRUE(fs::exists(dir_ / l["file"].get<std::string>()));
+      EXPECT_EQ(npz.at(l["array"].get<std::string>()).shape, l["shape"].get<std::vector<int>>());
       EXPECT_GE(l["ms"].get<double>(), 0.0);
     }
+    EXPECT_EQ(rec["bytes"].get<std::int64_t>(),
+              static_cast<std::int64_t>(fs::file_size(dir_ / rec["file"].get<std::string>())));
   }
   nlohmann::json log;
   std::ifstream(dir_ / "log.json") >> log;
@@ -163,7 +191,7 @@ TEST_F(ExrayTest, RecordsWhatTheRuntimeComputed) {
   EXPECT_EQ(log["model"]["fingerprint"].get<std::uint32_t>(), manifest_.fingerprint);
   EXPECT_EQ(log["manifest"]["name"], manifest_.name);
   for (const auto& e : fs::directory_iterator(dir_ / "records"))
-    EXPECT_NE(e.path().filename().string().rfind(".tmp", 0), 0u) << "a temporary was left";
+    EXPECT_EQ(e.path().extension(), ".npz") << "a temporary was left: " << e.path();
 }
 
 TEST_F(ExrayTest, SizeCapDropsTheOldest) {
@@ -177,9 +205,9 @@ TEST_F(ExrayTest, SizeCapDropsTheOldest) {
   for (const auto& r : index) bytes += r["bytes"].get<std::int64_t>();
   EXPECT_LE(bytes, 600'000);
   EXPECT_EQ(bytes, counters_.bytes);
-  int dirs = 0;
-  for ([[maybe_unused]] const auto& e : fs::directory_iterator(dir_ / "records")) ++dirs;
-  EXPECT_EQ(dirs, static_cast<int>(index.size()));
+  int files = 0;
+  for ([[maybe_unused]] const auto& e : fs::directory_iterator(dir_ / "records")) ++files;
+  EXPECT_EQ(files, static_cast<int>(index.size()));
   EXPECT_EQ(index.front()["route"], "local");
 }
 
