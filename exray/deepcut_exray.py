@@ -446,6 +446,8 @@ def validate(args):
         z, _ = ref.run(ref.head, ref_in)
         logits, _ = ref.run(ref.exit, z)
         e2e_agree += int(np.argmax(logits) == rec["exit_class"])
+        if (n + 1) % 50 == 0 or n + 1 == len(records):
+            print(f"exray: compared {n + 1}/{len(records)} records", file=sys.stderr, flush=True)
 
     count = len(records)
     findings, stages_report = [], []
