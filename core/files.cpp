@@ -38,7 +38,7 @@ int OpenTemporary(const std::string& path, std::string& tmp, unsigned mode = 066
 }  // namespace
 
 Result<std::string> WriteTemporaryFile(const std::string& path, const std::string& text,
-                                       unsigned mode) {
+                                       unsigned mode, bool sync) {
   if (path.empty()) return InvalidArgument("no output path given");
   std::string tmp;
   const int fd = OpenTemporary(path, tmp, mode);
@@ -56,7 +56,7 @@ Result<std::string> WriteTemporaryFile(const std::string& path, const std::strin
     }
     done += static_cast<size_t>(n);
   }
-  if (error == 0 && ::fsync(fd) != 0) error = errno;
+  if (error == 0 && sync && ::fsync(fd) != 0) error = errno;
   if (::close(fd) != 0 && error == 0) error = errno;
   if (error != 0) {
     ::unlink(tmp.c_str());
@@ -75,8 +75,8 @@ Status PlaceFile(const std::string& temporary, const std::string& path, bool rep
   return Internal("cannot write " + path + ": " + std::strerror(error));
 }
 
-Status WriteFileAtomically(const std::string& path, const std::string& text) {
-  ASSIGN_OR_RETURN(std::string tmp, WriteTemporaryFile(path, text));
+Status WriteFileAtomically(const std::string& path, const std::string& text, bool sync) {
+  ASSIGN_OR_RETURN(std::string tmp, WriteTemporaryFile(path, text, 0666, sync));
   return PlaceFile(tmp, path);
 }
 

@@ -15,7 +15,9 @@ namespace deepcut {
 // Writes `text` to `path`: a temporary file in the same directory, flushed,
 // then renamed over `path`, so a reader sees the old file or the whole new one.
 // On failure the temporary file is removed and `path` is untouched.
-Status WriteFileAtomically(const std::string& path, const std::string& text);
+// `sync` false skips the fsync: readers still see all or nothing, but a power
+// cut may lose the file (for evidence written often, such as recordings).
+Status WriteFileAtomically(const std::string& path, const std::string& text, bool sync = true);
 
 // The two halves of WriteFileAtomically, for writing several files as a set
 // (a key pair): `text` in a new temporary file beside `path` with `mode`
@@ -24,7 +26,7 @@ Status WriteFileAtomically(const std::string& path, const std::string& text);
 // (a hard link, so nothing appearing meanwhile is overwritten). The temporary
 // file is gone afterwards either way.
 Result<std::string> WriteTemporaryFile(const std::string& path, const std::string& text,
-                                       unsigned mode = 0666);
+                                       unsigned mode = 0666, bool sync = true);
 Status PlaceFile(const std::string& temporary, const std::string& path, bool replace = true);
 
 // Whether `path` can be written as an output: its directory exists and a file

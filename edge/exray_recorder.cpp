@@ -88,29 +88,6 @@ class Npz {
   size_t entries_ = 0;
 };
 
-// A temporary file beside `path`, renamed over it: readers see all or nothing.
-// Not synced: a record is evidence to look at, not data to survive a power cut,
-// and a sync per record would cost more than the record.
-Status PlaceWhole(const fs::path& path, const std::string& bytes) {
-  const fs::path tmp = path.parent_path() / ("." + path.filename().string() + ".tmp");
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) return Internal(tmp.string() + ": cannot create");
-  size_t done = 0;
-  while (done < bytes.size()) {
-    const ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
-    if (n <= 0) break;
-    done += static_cast<size_t>(n);
-  }
-  const bool ok = ::close(fd) == 0 && done == bytes.size();
-  std::error_code ec;
-  if (ok) fs::rename(tmp, path, ec);
-  if (!ok || ec) {
-    fs::remove(tmp, ec);
-    return Internal(path.string() + ": write failed");
-  }
-  return Status::Ok();
-}
-
 std::string Floats(const std::vector<int>& shape, const std::vector<float>& v) {
   return Npy("<f4", shape, v.data(), v.size() * sizeof(float));
 }
@@ -263,7 +240,9 @@ Status ExrayRecorder::Write(const ExrayRecord& r) {
   const nlohmann::json head_layers = layers("head", r.head), exit_layers = layers("exit", r.exit);
   const std::string bytes_text = npz.Finish();
   const std::int64_t bytes = static_cast<std::int64_t>(bytes_text.size());
-  RETURN_IF_ERROR(PlaceWhole(dir / rel, bytes_text));
+  // Not synced: a record is evidence to look at, not data to survive a power
+  // cut, and a sync per record would cost more than the record.
+  RETURN_IF_ERROR(WriteFileAtomically((dir / rel).string(), bytes_text, /*sync=*/false));
   const nlohmann::json files{{"raw", "raw"},
                              {"input", "input"},
                              {"features", "features"},
@@ -320,7 +299,7 @@ Status ExrayRecorder::Write(const ExrayRecord& r) {
   }
   std::string index;
   for (const auto& [text, _] : kept_) index += text + "\n";
-  return PlaceWhole(dir / "index.jsonl", index);
+  return WriteFileAtomically((dir / "index.jsonl").string(), index, /*sync=*/false);
 }
 
 }  // namespace deepcut::edge

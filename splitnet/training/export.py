@@ -1,6 +1,7 @@
 """ONNX export (opset 11, dynamic batch, one input/one output) and OpenCV-dnn verification."""
 import copy
 import os
+import shutil
 
 import numpy as np
 import torch
@@ -21,6 +22,19 @@ def exit_with_temperature(exit_module, temperature):
         last.weight.div_(temperature)
         last.bias.div_(temperature)
     return m
+
+
+def place_package(tmp, out):
+    """Moves the finished package directory `tmp` to `out`, replacing what is there: the old
+    one is renamed aside first, so `out` is always a whole package (old or new)."""
+    parent = os.path.dirname(out)
+    old = None
+    if os.path.exists(out):
+        old = os.path.join(parent, f".{os.path.basename(out)}.old-{os.getpid()}")
+        os.rename(out, old)
+    os.rename(tmp, out)
+    if old:
+        shutil.rmtree(old)
 
 
 def export_onnx(module, example, path, input_name, output_name):

@@ -42,6 +42,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import data  # noqa: E402
+import export  # noqa: E402
 import profiles as camprof  # noqa: E402
 from model import Rate, apply_rate, ste_mixed_rates  # noqa: E402
 from onnx_torch import OnnxModule  # noqa: E402
@@ -342,13 +343,7 @@ def main(argv=None):
             f.write("\n")
         subprocess.run([sys.executable, os.path.join(HERE, "fit_entropy.py"), "--package", tmp]
                        + (["--images", "2000"] if args.quick else []), check=True)
-        old = None
-        if os.path.exists(out):
-            old = os.path.join(parent, f".{os.path.basename(out)}.old-{os.getpid()}")
-            os.rename(out, old)
-        os.rename(tmp, out)
-        if old:
-            shutil.rmtree(old)
+        export.place_package(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

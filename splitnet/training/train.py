@@ -501,13 +501,7 @@ def main(argv=None):
             json.dump(manifest, f, indent=2)
             f.write("\n")
 
-        old = None
-        if os.path.exists(out):
-            old = os.path.join(parent, f".{os.path.basename(out)}.old-{os.getpid()}")
-            os.rename(out, old)
-        os.rename(tmp, out)
-        if old:
-            shutil.rmtree(old)
+        export.place_package(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
