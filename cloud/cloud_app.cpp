@@ -33,8 +33,9 @@ cli::Outcome RunCloudApp(CloudAppOptions o, const std::atomic<bool>& stop) {
         server.status());
   std::string endpoints;
   for (const auto& e : (*server)->endpoints()) endpoints += e + "\n";
-  spdlog::info("serving model {} on {} with {} threads", manifest->name,
-               (*server)->endpoints().front(), o.server.threads);
+  spdlog::info("serving model {} on {} with {} threads{}", manifest->name,
+               (*server)->endpoints().front(), o.server.threads,
+               o.server.harvest_db.empty() ? "" : ", harvest store " + o.server.harvest_db);
   if (!o.ready_file.empty())
     if (Status written = WriteFileAtomically(o.ready_file, endpoints); !written.ok())
       return cli::Fail(cli::kExitFailed,
@@ -45,6 +46,10 @@ cli::Outcome RunCloudApp(CloudAppOptions o, const std::atomic<bool>& stop) {
       "stopped: received {}, answered {}, errors {}, busy {}, expired {}, refused keys {}, "
       "busy as hopeless {}",
       s.received, s.answered, s.rejected, s.busy, s.expired, s.refused_keys, s.hopeless);
+  if (!o.server.harvest_db.empty())
+    spdlog::info("harvest: {} chunks, {} frames stored, {} duplicates, {} refused, {} store errors",
+                 s.harvest.chunks, s.harvest.items, s.harvest.duplicates, s.harvest.refused,
+                 s.harvest.store_errors);
   return std::nullopt;
 }
 

@@ -77,7 +77,12 @@ Result<std::unique_ptr<CloudServer>> CloudServer::Create(CloudOptions options,
     for (const auto& key : options.curve_accepted_keys)
       RETURN_IF_ERROR(transport::CheckZ85Key(key));
   }
+  std::unique_ptr<harvest::HarvestSink> sink;
+  if (!options.harvest_db.empty()) {
+    ASSIGN_OR_RETURN(sink, harvest::HarvestSink::Open(options.harvest_db, manifest));
+  }
   std::unique_ptr<CloudServer> server(new CloudServer(std::move(options), manifest));
+  server->sink_ = std::move(sink);
   RETURN_IF_ERROR(server->Start());
   return server;
 }
@@ -317,8 +322,30 @@ void CloudServer::Refuse(zmq::socket_t& router, const std::string& identity,
   SendReply(router, identity, transport::EncodeReply(refusal.reply));
 }
 
+void CloudServer::HandleHarvest(zmq::socket_t& router, const std::string& identity,
+                                std::span<const std::uint8_t> bytes) {
+  if (!sink_) {
+    const TimeUs now = clock_.NowUs();
+    if (harvest_off_logged_us_ < 0 || now - harvest_off_logged_us_ >= 60'000'000) {
+      spdlog::warn("an edge uploads harvested frames, but this cloud keeps none (--harvest-db)");
+      harvest_off_logged_us_ = now;
+    }
+    return;
+  }
+  const auto ack = sink_->Receive(bytes);
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    stats_.harvest = sink_->counters();
+  }
+  if (ack) SendReply(router, identity, transport::EncodeHarvestAck(*ack));
+}
+
 void CloudServer::HandleRequest(zmq::socket_t& router, const std::string& identity,
                                 const std::string& peer, std::span<const std::uint8_t> bytes) {
+  if (transport::PeekKind(bytes) == transport::kKindHarvestChunk) {
+    HandleHarvest(router, identity, bytes);
+    return;
+  }
   auto checked = service_.Check(bytes);
   if (auto* refusal = std::get_if<Refusal>(&checked)) {
     Refuse(router, identity, peer, *refusal);

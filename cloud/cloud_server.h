@@ -51,6 +51,7 @@
 #include "cloud/tail_service.h"
 #include "core/clock.h"
 #include "core/status.h"
+#include "harvest/sink.h"
 #include "splitnet/manifest.h"
 #include "splitnet/split_model.h"
 #include "transport/protocol.h"
@@ -75,6 +76,9 @@ struct CloudOptions {
   std::string curve_secret_key;
   // Edge public keys (Z85) let in; empty: any edge that knows the server's key.
   std::vector<std::string> curve_accepted_keys;
+  // The cloud's harvest store (SQLite, docs/harvest.md); empty: harvested
+  // frames are not acknowledged (the edges keep them and try again later).
+  std::string harvest_db;
 };
 
 struct CloudStats {
@@ -86,6 +90,7 @@ struct CloudStats {
   std::int64_t expired = 0;   // shed: the deadline passed while queued
   std::int64_t batches = 0;
   std::int64_t refused_keys = 0;  // CURVE handshakes refused by the ZAP handler
+  harvest::SinkCounters harvest;  // harvested frames (with a harvest store)
 };
 
 class CloudServer {
@@ -122,6 +127,8 @@ class CloudServer {
   void ZapLoop(zmq::socket_t& handler);
   // Reads every frame of one message and handles it; false if none was waiting.
   bool ReceiveOne(zmq::socket_t& router);
+  void HandleHarvest(zmq::socket_t& router, const std::string& identity,
+                     std::span<const std::uint8_t> bytes);
   void HandleRequest(zmq::socket_t& router, const std::string& identity, const std::string& peer,
                      std::span<const std::uint8_t> bytes);
   void Refuse(zmq::socket_t& router, const std::string& identity, const std::string& peer,
@@ -138,9 +145,11 @@ class CloudServer {
   std::unique_ptr<zmq::socket_t> router_;
   std::unique_ptr<zmq::socket_t> results_;  // PULL, fed by the workers
   std::vector<std::string> endpoints_;
-  std::unique_ptr<TailWorker> inline_worker_;  // the socket thread's own
-  std::vector<std::thread> workers_;           // threads - 1 more
-  std::vector<Status> worker_status_;          // written once by each worker at start
+  std::unique_ptr<TailWorker> inline_worker_;   // the socket thread's own
+  std::unique_ptr<harvest::HarvestSink> sink_;  // the socket thread's
+  TimeUs harvest_off_logged_us_ = -1;
+  std::vector<std::thread> workers_;   // threads - 1 more
+  std::vector<Status> worker_status_;  // written once by each worker at start
 
   mutable std::mutex mutex_;  // guards queue_, stopping_, idle_workers_ and stats_
   std::condition_variable queue_ready_;

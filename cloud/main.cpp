@@ -34,6 +34,9 @@ int main(int argc, char** argv) {
   app.add_option("--ready-file", o.ready_file,
                  "once listening, write the bound endpoints here (one per line)")
       ->check(cli::OutputFile());
+  app.add_option("--harvest-db", options.harvest_db,
+                 "keep the frames edges harvest for retraining in this SQLite store (created if "
+                 "absent; docs/harvest.md); default: none, uploads are not acknowledged");
   cli::AddLogLevel(app, log_level);
   auto* curve_key_option = app.add_option(
       "--curve-key", o.curve_key_file,

@@ -39,7 +39,18 @@ std::string ControlServer::Handle(const std::string& line) {
   std::istringstream in(line);
   std::string verb, arg, extra;
   in >> verb >> arg >> extra;
-  if (!extra.empty()) return "error: too many arguments (commands: budget RATE | status)";
+  if (!extra.empty())
+    return "error: too many arguments (commands: budget RATE | harvest RATE | status)";
+  if (verb == "harvest") {
+    if (!harvester_) return "error: this edge does not harvest (start it with --harvest-db)";
+    if (arg.empty()) return "error: harvest needs a budget, e.g. 'harvest 120/h'";
+    harvest::HarvestBudget budget = harvester_->budget();
+    if (Status parsed = harvest::ParseHarvestBudget(arg, budget); !parsed.ok())
+      return "error: " + parsed.message();
+    harvester_->SetBudget(budget, clock_.NowUs());
+    spdlog::info("control: harvest budget set to {}", arg);
+    return "ok harvest " + arg + " at " + std::to_string(clock_.NowUs() / 1e6);
+  }
   if (verb == "budget") {
     if (arg.empty()) return "error: budget needs a rate, e.g. 'budget 20k'";
     auto bps = ParseBitRate(arg);
@@ -56,10 +67,22 @@ std::string ControlServer::Handle(const std::string& line) {
                      {"now_s", clock_.NowUs() / 1e6},
                      {"in_flight", runtime_.in_flight()},
                      {"offloads_sent", runtime_.counters().offloads_sent}};
+    if (harvester_) {
+      const auto& b = harvester_->budget();
+      const auto c = harvester_->counters();
+      const auto t = harvester_->totals();
+      j["harvest"] = {{"frames_per_hour", b.frames_per_hour},
+                      {"bytes_per_hour", b.bytes_per_hour},
+                      {"kept", c.kept},
+                      {"stored_frames", t.frames},
+                      {"unsent", t.unsent},
+                      {"items_uploaded", c.items_uploaded}};
+    }
     if (status_) j["run"] = nlohmann::json::parse(status_(), nullptr, false);
     return "ok " + j.dump();
   }
-  return "error: unknown command '" + line.substr(0, 40) + "' (commands: budget RATE | status)";
+  return "error: unknown command '" + line.substr(0, 40) +
+         "' (commands: budget RATE | harvest RATE | status)";
 }
 
 void ControlServer::Poll() {

@@ -3,7 +3,9 @@
 // A ZeroMQ REP socket bound at `endpoint` takes one-line text commands
 // (docs/control.md):
 //   budget RATE   set the uplink budget (bit/s, suffixes k/M/G; 0: unlimited)
-//   status        the current budget, frames answered and bytes sent, as JSON
+//   harvest RATE  set the harvest storage budget (e.g. 120/h, 2/min, 5MB/h;
+//                 docs/harvest.md), with a harvester
+//   status        the current budgets, frames answered and bytes sent, as JSON
 // and answers each with one line: "ok ..." or "error: <what is wrong>". A bad
 // command changes nothing. Every change is remembered with its time on the
 // edge's clock, so the run's record shows when the knob moved.
@@ -48,6 +50,8 @@ class ControlServer {
   double budget_bps() const { return budget_bps_; }
   // The reply to one command line (public for tests).
   std::string Handle(const std::string& line);
+  // Makes the "harvest" command act on `harvester` (borrowed).
+  void SetHarvester(harvest::Harvester* harvester) { harvester_ = harvester; }
 
  private:
   ControlServer(EdgeRuntime& runtime, Clock& clock, double budget_bps, StatusFn status)
@@ -61,6 +65,7 @@ class ControlServer {
   std::unique_ptr<zmq::socket_t> socket_;
   std::string endpoint_;
   std::vector<BudgetChange> changes_;
+  harvest::Harvester* harvester_ = nullptr;
 };
 
 }  // namespace deepcut::edge

@@ -29,6 +29,29 @@ nlohmann::json CountersJson(const EdgeCounters& c) {
           {"reconnects", c.reconnects}};
 }
 
+nlohmann::json HarvestJson(const harvest::Harvester& h, const std::string& sampler) {
+  const auto c = h.counters();
+  const auto t = h.totals();
+  return {{"store", h.options().store_path},
+          {"edge_id", harvest::EdgeIdText(h.edge_id())},
+          {"sampler", sampler},
+          {"frames_per_hour", h.budget().frames_per_hour},
+          {"offered", c.offered},
+          {"kept", c.kept},
+          {"dropped", c.dropped},
+          {"committed", c.committed},
+          {"store_errors", c.store_errors},
+          {"stored_frames", t.frames},
+          {"stored_bytes", t.bytes},
+          {"unsent", t.unsent},
+          {"chunks_sent", c.chunks_sent},
+          {"chunks_resent", c.chunks_resent},
+          {"items_uploaded", c.items_uploaded},
+          {"items_refused", c.items_refused},
+          {"upload_bytes", c.upload_bytes},
+          {"verdicts", c.verdicts}};
+}
+
 }  // namespace
 
 cli::Outcome RunEdgeApp(EdgeAppOptions o, const std::atomic<bool>& stop) {
@@ -92,6 +115,25 @@ cli::Outcome RunEdgeApp(EdgeAppOptions o, const std::atomic<bool>& stop) {
     spdlog::info("recording every {} frame(s) into {} (cap {} bytes)", o.exray.every, o.exray.dir,
                  o.exray.max_bytes);
   }
+  std::unique_ptr<harvest::Harvester> harvester;
+  if (!o.harvest.store_path.empty()) {
+    auto sampler = harvest::ParseSampler(o.harvest_sampler);
+    if (!sampler.ok())
+      return Fail(cli::kExitBadOption, Named("--harvest-sampler", sampler.status()));
+    o.harvest.sampler.kind = *sampler;
+    if (Status b = harvest::ParseHarvestBudget(o.harvest_budget, o.harvest.sampler.budget); !b.ok())
+      return Fail(cli::kExitBadOption, Named("--harvest-budget", b));
+    auto created = harvest::Harvester::Create(o.harvest, *manifest);
+    if (!created.ok()) return Fail(cli::kExitBadOption, Named("--harvest-db", created.status()));
+    harvester = std::move(*created);
+    (*runtime)->SetHarvester(harvester.get());
+    const auto t = harvester->totals();
+    spdlog::info(
+        "harvesting with the {} sampler at {} into {} (edge {}, {} frames stored, {} to "
+        "upload)",
+        o.harvest_sampler, o.harvest_budget, o.harvest.store_path,
+        harvest::EdgeIdText(harvester->edge_id()), t.frames, t.unsent);
+  }
   spdlog::info(
       "model {} ({}), policy {}, budget {}, rate {}, cloud {}", manifest->name, o.model_dir,
       o.policy_name, *budget > 0 ? o.budget_text + " bit/s" : std::string("unlimited"),
@@ -108,6 +150,7 @@ cli::Outcome RunEdgeApp(EdgeAppOptions o, const std::atomic<bool>& stop) {
         });
     if (!server.ok()) return Fail(cli::kExitBadOption, Named("--control", server.status()));
     control = std::move(*server);
+    control->SetHarvester(harvester.get());
     spdlog::info("control endpoint {}", control->endpoint());
   }
 
@@ -115,6 +158,8 @@ cli::Outcome RunEdgeApp(EdgeAppOptions o, const std::atomic<bool>& stop) {
     if (control) control->Poll();
   });
   if (!run.ok()) return Fail(cli::kExitFailed, Named("run failed", run.status()));
+  if (harvester && o.harvest_finish_s > 0 && !stop.load())
+    (*runtime)->FinishUploads(clock.NowUs() + static_cast<TimeUs>(o.harvest_finish_s * 1e6));
 
   nlohmann::json extra{{"policy", o.policy_name},
                        {"budget_bps", *budget},
@@ -130,6 +175,11 @@ cli::Outcome RunEdgeApp(EdgeAppOptions o, const std::atomic<bool>& stop) {
     const ExrayCounters c = recorder->counters();
     extra["exray"] = {{"dir", o.exray.dir},   {"every", o.exray.every}, {"recorded", c.recorded},
                       {"skipped", c.skipped}, {"dropped", c.dropped},   {"failed", c.failed}};
+  }
+  if (harvester) {
+    (*runtime)->SetHarvester(nullptr);
+    harvester->Close();  // commits what is queued
+    extra["harvest"] = HarvestJson(*harvester, o.harvest_sampler);
   }
   if (control) {
     nlohmann::json changes = nlohmann::json::array();

@@ -16,6 +16,7 @@
 #include "cli/cli.h"
 #include "edge/edge_runtime.h"
 #include "edge/stream_driver.h"
+#include "harvest/harvester.h"
 #include "scheduler/policy.h"
 #include "trace/frame_source.h"
 
@@ -37,6 +38,11 @@ struct EdgeAppOptions {
   // deepcut, learned and NAME+fusion).
   std::string fusion = "auto";
   ExrayOptions exray;  // deployment visibility: dir empty, off
+  // Harvesting (docs/harvest.md): store_path empty, off.
+  harvest::HarvesterOptions harvest;
+  std::string harvest_sampler = "harvest";
+  std::string harvest_budget = "120/h";
+  double harvest_finish_s = 0.0;  // after the source ends, keep uploading this long
   EdgeOptions runtime;
   trace::SourceOptions source;
   StreamOptions stream;

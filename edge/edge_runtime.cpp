@@ -205,6 +205,7 @@ Result<EdgeRuntime::Routed> EdgeRuntime::Route(const trace::SourceFrame& frame, 
 
   if (!rates_measured_) RETURN_IF_ERROR(MeasureRates(features));
   if (fusion_) fusion_->AddFrame(frame.index, features, local.probabilities);
+  auto harvest = HarvestCandidate(frame, capture_us, features, local);
   if (policy_.WantsPixels()) {
     cv::Mat gray, small;
     if (frame.image.channels() == 1)
@@ -246,17 +247,20 @@ Result<EdgeRuntime::Routed> EdgeRuntime::Route(const trace::SourceFrame& frame, 
     answer.confidence = last_cloud_.confidence;
     Fuse(answer);
     Deliver(answer);
+    OfferHarvest(std::move(harvest));
     return Routed{-1, "reuse"};
   }
   if (decision.action != scheduler::Action::kOffload) {
     Fuse(answer);
     Deliver(answer);
+    OfferHarvest(std::move(harvest));
     return Routed{-1, "local"};
   }
   if (in_flight() >= options_.max_in_flight) {
     answer.reason = Reason::kWindowFull;
     Fuse(answer);
     Deliver(answer);
+    OfferHarvest(std::move(harvest));
     return Routed{-1, "local"};
   }
   const int rate_index =
@@ -281,6 +285,7 @@ Result<EdgeRuntime::Routed> EdgeRuntime::Route(const trace::SourceFrame& frame, 
     answer.reason = Reason::kCloudUnavailable;
     Fuse(answer);
     Deliver(answer);
+    OfferHarvest(std::move(harvest));
     return Routed{-1, "local"};
   }
   ++counters_.offloads_sent;
@@ -290,7 +295,10 @@ Result<EdgeRuntime::Routed> EdgeRuntime::Route(const trace::SourceFrame& frame, 
   // A running average: the bytes of a rate vary with the content.
   rates_[rate_index].wire_bytes += 0.1 * (answer.uplink_bytes - rates_[rate_index].wire_bytes);
   const TimeUs guard_us = static_cast<TimeUs>(options_.guard_ms * 1000.0);
-  pending_[seq] = Pending{answer, answer.deadline_us - guard_us, std::move(features)};
+  // The frame may be a view of the source's buffer: a pending one is kept whole.
+  if (harvest) harvest->image = harvest->image.clone();
+  pending_[seq] =
+      Pending{answer, answer.deadline_us - guard_us, std::move(features), std::move(harvest)};
   policy_.OnSent(seq, clock_.NowUs(), answer.uplink_bytes);
   return Routed{rate_index, "offload"};
 }
@@ -329,10 +337,12 @@ void EdgeRuntime::ExpireDue() {
     answer.reason = Reason::kDeadlineMissed;
     Fuse(answer);  // the scene's evidence by now, not just at capture
     Notify(it->first, it->second, scheduler::Outcome::kLost, nullptr);
+    auto harvest = std::move(it->second.harvest);
     expired_.emplace_back(it->first, std::move(it->second));
     if (static_cast<int>(expired_.size()) > options_.late_reply_memory) expired_.pop_front();
     it = pending_.erase(it);
     Deliver(answer);
+    OfferHarvest(std::move(harvest));
     // Several offloads in a row with no reply at all: the connection is likely
     // dead (a restarted cloud can leave requests queued on a stale pipe).
     ++consecutive_misses_;
@@ -342,6 +352,7 @@ void EdgeRuntime::ExpireDue() {
       spdlog::warn("{} offloads unanswered in a row; reconnecting to the cloud",
                    consecutive_misses_);
       link_.Reconnect();
+      if (harvester_) harvester_->OnReconnect();
       ++counters_.reconnects;
       consecutive_misses_ = 0;
       last_heard_us_ = clock_.NowUs();
@@ -350,6 +361,18 @@ void EdgeRuntime::ExpireDue() {
 }
 
 void EdgeRuntime::HandleReply(const std::vector<std::uint8_t>& bytes) {
+  if (transport::PeekKind(bytes) == transport::kKindHarvestAck) {
+    auto ack = transport::DecodeHarvestAck(bytes);
+    if (!ack.ok()) {
+      ++counters_.replies_malformed;
+      spdlog::warn("ignoring malformed harvest ack: {}", ack.status().message());
+      return;
+    }
+    consecutive_misses_ = 0;
+    last_heard_us_ = clock_.NowUs();
+    if (harvester_) harvester_->OnAck(*ack);
+    return;
+  }
   auto decoded = transport::DecodeReply(bytes);
   if (!decoded.ok()) {
     ++counters_.replies_malformed;
@@ -403,6 +426,11 @@ void EdgeRuntime::HandleReply(const std::vector<std::uint8_t>& bytes) {
   if (outcome != scheduler::Outcome::kAnswered) Fuse(answer);  // busy, error: the fallback
   Notify(seq, pending, outcome, &reply);
   Deliver(answer);
+  if (pending.harvest && outcome == scheduler::Outcome::kAnswered) {
+    pending.harvest->cloud_class = reply.class_id;
+    pending.harvest->cloud_confidence = answer.confidence;
+  }
+  OfferHarvest(std::move(pending.harvest));
 }
 
 bool EdgeRuntime::PoolCloud(std::int64_t frame_id, const transport::Reply& reply) {
@@ -446,6 +474,7 @@ void EdgeRuntime::Notify(std::uint64_t seq, const Pending& p, scheduler::Outcome
 }
 
 bool EdgeRuntime::PumpOnce(TimeUs until_us) {
+  MaybeUpload();
   const TimeUs wake_us = std::min(until_us, NextFireUs());
   if (auto message = link_.Receive(wake_us)) {
     HandleReply(*message);
@@ -470,6 +499,50 @@ void EdgeRuntime::WaitForSlot() {
 
 void EdgeRuntime::Drain() {
   while (!pending_.empty()) PumpOnce(NextFireUs());
+}
+
+std::optional<harvest::HarvestFrame> EdgeRuntime::HarvestCandidate(
+    const trace::SourceFrame& frame, TimeUs capture_us, const std::vector<float>& features,
+    const splitnet::Prediction& local) const {
+  if (!harvester_) return std::nullopt;
+  harvest::HarvestFrame h;
+  h.frame_id = frame.index;
+  h.capture_us = capture_us;
+  h.label = frame.label;
+  h.image = frame.image;
+  h.features = features;
+  h.exit_scores = local.probabilities;
+  h.exit_class = local.class_id;
+  h.exit_confidence = local.confidence;
+  h.exit_error_rate = model_.manifest().ExitErrorRate(local.confidence);
+  return h;
+}
+
+void EdgeRuntime::OfferHarvest(std::optional<harvest::HarvestFrame> candidate) {
+  if (harvester_ && candidate) harvester_->Offer(std::move(*candidate), clock_.NowUs());
+}
+
+void EdgeRuntime::MaybeUpload() {
+  if (!harvester_ || !pending_.empty()) return;
+  const TimeUs now = clock_.NowUs();
+  const auto* message = harvester_->NextMessage(now);
+  if (!message) return;
+  const auto wire = static_cast<std::int64_t>(link_.WireBytes(message->size()));
+  if (!policy_.SpareBytes(wire, now)) return;
+  if (!link_.Send(*message).ok()) return;  // no cloud: tried again later
+  harvester_->Sent(now, wire);
+  policy_.OnOtherSent(wire, now);
+}
+
+bool EdgeRuntime::FinishUploads(TimeUs until_us) {
+  if (!harvester_) return true;
+  Drain();
+  harvester_->Flush();
+  while (harvester_->UploadPending() && clock_.NowUs() < until_us) {
+    // Short steps: an ack is followed at once by the next chunk.
+    PumpUntil(std::min(until_us, clock_.NowUs() + 20'000));
+  }
+  return !harvester_->UploadPending();
 }
 
 }  // namespace deepcut::edge

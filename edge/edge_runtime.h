@@ -31,6 +31,7 @@
 #include "core/clock.h"
 #include "core/status.h"
 #include "edge/exray_recorder.h"
+#include "harvest/harvester.h"
 #include "scheduler/policy.h"
 #include "scheduler/scene_fusion.h"
 #include "splitnet/feature_codec.h"
@@ -124,6 +125,13 @@ class EdgeRuntime {
   // nullptr: none. Borrowed: it must outlive the runtime's use of it.
   void SetRecorder(ExrayRecorder* recorder) { recorder_ = recorder; }
 
+  // Offers every answered frame to a harvester (docs/harvest.md) and uploads
+  // what it keeps while the link is idle; nullptr: none. Borrowed.
+  void SetHarvester(harvest::Harvester* harvester) { harvester_ = harvester; }
+  // Keeps uploading harvested frames (and handling replies) until none is
+  // left to send or the clock reaches `until_us`; false if some are left.
+  bool FinishUploads(TimeUs until_us);
+
   int in_flight() const { return static_cast<int>(pending_.size()); }
   // The live bandwidth knob, passed to the policy.
   void SetBudget(double budget_bps) { policy_.SetBudget(budget_bps, clock_.NowUs()); }
@@ -137,6 +145,7 @@ class EdgeRuntime {
     Answer fallback;              // the exit's answer, delivered if the cloud is not in time
     TimeUs fire_us;               // when the fallback is delivered
     std::vector<float> features;  // for the policy's scene reference
+    std::optional<harvest::HarvestFrame> harvest;  // offered once the frame is answered
   };
   // The cloud's newest answer, reused for unchanged scenes.
   struct CloudAnswer {
@@ -175,6 +184,15 @@ class EdgeRuntime {
   // Pools a cloud reply's posterior into the scene; false if its frame's scene is over.
   bool PoolCloud(std::int64_t frame_id, const transport::Reply& reply);
   TimeUs NextFireUs() const;
+  // What the harvester is offered of a frame (with a harvester).
+  std::optional<harvest::HarvestFrame> HarvestCandidate(const trace::SourceFrame& frame,
+                                                        TimeUs capture_us,
+                                                        const std::vector<float>& features,
+                                                        const splitnet::Prediction& local) const;
+  void OfferHarvest(std::optional<harvest::HarvestFrame> candidate);
+  // One harvest chunk, if the link is idle (no offload pending) and the
+  // policy has bytes to spare.
+  void MaybeUpload();
 
   EdgeOptions options_;
   splitnet::SplitModel& model_;
@@ -197,6 +215,7 @@ class EdgeRuntime {
   EdgeCounters counters_;
   std::optional<scheduler::SceneFusion> fusion_;  // with fuse_scene
   ExrayRecorder* recorder_ = nullptr;
+  harvest::Harvester* harvester_ = nullptr;
 };
 
 }  // namespace deepcut::edge

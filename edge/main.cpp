@@ -78,6 +78,33 @@ int main(int argc, char** argv) {
                  "size cap of the records in MiB; the oldest records are deleted past it")
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
+  app.add_option("--harvest-db", o.harvest.store_path,
+                 "keep rare, useful frames for retraining in this SQLite store (created if "
+                 "absent) and upload them to the cloud (docs/harvest.md); default: off");
+  app.add_option("--harvest-sampler", o.harvest_sampler,
+                 "which frames to keep: harvest|random|periodic|uncertainty")
+      ->capture_default_str();
+  app.add_option("--harvest-budget", o.harvest_budget,
+                 "storage budget: frames per hour (120/h, 2/min) or bytes (5MB/h); live: "
+                 "deepcut-ctl harvest RATE")
+      ->capture_default_str();
+  app.add_option("--harvest-max-frames", o.harvest.sampler.budget.max_frames,
+                 "frames the store may hold, uploaded or not (0: no limit)")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
+  app.add_option("--harvest-store-mb", o.harvest.store_max_mb,
+                 "cap on the store's file (0: none); past it, keeping fails as on a full disk")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
+  app.add_option("--harvest-chunk-bytes", o.harvest.chunk_bytes, "upload chunk size")
+      ->capture_default_str()
+      ->check(CLI::Range(256, 1 << 19));
+  bool harvest_no_upload = false;
+  app.add_flag("--harvest-no-upload", harvest_no_upload, "keep frames on the edge, send none");
+  app.add_option("--harvest-finish-s", o.harvest_finish_s,
+                 "after the source ends, keep uploading harvested frames up to this long")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
   app.add_option("--out", o.out_path, "per-frame answers, one JSON line each")
       ->check(cli::OutputFile());
   app.add_option("--summary", o.summary_path, "run summary JSON")->check(cli::OutputFile());
@@ -89,6 +116,7 @@ int main(int argc, char** argv) {
       {cli::kExitBadOption, cli::kExitBadModel, cli::kExitBadInput, cli::kExitFailed}));
   if (int code = cli::Parse(app, argc, argv); code >= 0) return code;
   o.exray.max_bytes = static_cast<std::int64_t>(exray_max_mb * (1 << 20));
+  o.harvest.upload = !harvest_no_upload;
   if (!o.out_path.empty() && o.out_path == o.summary_path) {
     std::fprintf(stderr, "--out and --summary name the same file: %s\n", o.out_path.c_str());
     return cli::kExitBadOption;

@@ -3,19 +3,25 @@
 //                              [--markdown FILE.md] [--plot FILE.png]
 //   deepcut-eval instability --model DIR --profiles FILE.json --out FILE.json
 //                            [--markdown FILE.md] [--plot FILE.png]
+//   deepcut-eval harvest --model DIR --shift PROFILE.json --seed S --storage-frames K
+//                        --samplers harvest,random,periodic,uncertainty --out FILE.json
+//                        [--markdown FILE.md] [--plot FILE.png]
 //   deepcut-eval apply-profile --profiles FILE.json --profile NAME --image IN --out OUT.png
 #include <CLI/CLI.hpp>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <sstream>
 
 #include <opencv2/imgcodecs.hpp>
 #include "cli/cli.h"
 #include "core/files.h"
 #include "core/progress.h"
+#include "trace/fashion_mnist.h"
 
 #include "eval/camera_profile.h"
+#include "eval/harvest_eval.h"
 #include "eval/instability.h"
 #include "eval/rate_accuracy.h"
 
@@ -160,10 +166,70 @@ int main(int argc, char** argv) {
   ap->add_option("--image", ap_image, "input image (any format OpenCV reads)")->required();
   ap->add_option("--seed", ap_seed, "seed of the noise steps")->capture_default_str();
   ap->add_option("--out", ap_out, "output PNG")->required()->check(cli::OutputFile());
+  auto* hv = app.add_subcommand(
+      "harvest",
+      "harvesting closes the loop: stream a shifted deployment through the edge with each "
+      "sampler, fine-tune from each store, measure before and after (docs/harvest.md)");
+  eval::HarvestEvalOptions hoptions;
+  hoptions.trainer = std::string(DEEPCUT_SOURCE_DIR) + "/splitnet/training/finetune_harvest.py";
+  hoptions.fashion_mnist_dir = trace::kDefaultFashionMnistDir;
+  std::string h_out, h_markdown, h_plot, h_samplers = "harvest,random,periodic,uncertainty";
+  std::string h_script = std::string(DEEPCUT_SOURCE_DIR) + "/scripts/plot_harvest.py";
+  hv->add_option("--model", hoptions.model_dir, "model package")->required();
+  hv->add_option("--shift", hoptions.shift,
+                 "the deployment's camera: a deepcut-profiles/1 file with one profile, or "
+                 "FILE.json#NAME (eval/profiles/shifts.json has two)")
+      ->required();
+  hv->add_option("--seed", hoptions.seeds, "seeds (comma-separated): class mix, streams, noise")
+      ->delimiter(',')
+      ->capture_default_str();
+  hv->add_option("--storage-frames", hoptions.storage_frames,
+                 "storage budgets in frames over the stream (comma-separated: the curve)")
+      ->delimiter(',')
+      ->capture_default_str();
+  hv->add_option("--samplers", h_samplers, "comma-separated: harvest,random,periodic,uncertainty")
+      ->capture_default_str();
+  hv->add_option("--train-frames", hoptions.train_frames, "frames of the deployment stream")
+      ->capture_default_str();
+  hv->add_option("--test-frames", hoptions.test_frames, "frames of the test stream")
+      ->capture_default_str();
+  hv->add_option("--fps", hoptions.fps, "frame rate of both streams")->capture_default_str();
+  hv->add_option("--capture-scale", hoptions.capture_scale,
+                 "the camera's resolution, times the model's")
+      ->capture_default_str()
+      ->check(cli::Between(1, 16));
+  hv->add_option("--class-skew", hoptions.class_skew,
+                 "class mix: the k-th most common class is skew^k as common as the first")
+      ->capture_default_str();
+  hv->add_option("--policy", hoptions.policy, "the edge's offload policy")->capture_default_str();
+  hv->add_option("--uplink", hoptions.uplink, "uplink trace or rate")->capture_default_str();
+  hv->add_option("--budget", hoptions.budget_bps, "bandwidth knob, bit/s (offloads and uploads)")
+      ->capture_default_str();
+  hv->add_option("--labels", hoptions.labels, "fine-tuning labels: cloud | true")
+      ->capture_default_str();
+  hv->add_option("--part", hoptions.part, "what is fine-tuned: exit | head")->capture_default_str();
+  hv->add_option("--trainer", hoptions.trainer, "the fine-tuning script")->capture_default_str();
+  hv->add_option("--work-dir", hoptions.work_dir,
+                 "keep the streams, stores and packages here (default: a temporary folder)");
+  hv->add_option("--fashion-mnist-dir", hoptions.fashion_mnist_dir)->capture_default_str();
+  hv->add_option("--out", h_out, "JSON report")->required()->check(cli::OutputFile());
+  hv->add_option("--markdown", h_markdown, "markdown tables")->check(cli::OutputFile());
+  hv->add_option("--plot", h_plot, "PNG: accuracy after fine-tuning against stored frames")
+      ->check(cli::OutputFile());
+  hv->add_option("--plot-script", h_script, "the plotting script")->capture_default_str();
   app.footer("Exit codes: 0 ok, 2 bad option (a package it names included), 5 the run failed.");
   if (int code = cli::Parse(app, argc, argv); code >= 0) return code;
   const bool tty = ProgressLine::StderrIsTerminal();
   if (ap->parsed()) return ApplyOne(ap_profiles, ap_name, ap_image, ap_seed, ap_out);
+  if (hv->parsed()) {
+    hoptions.samplers.clear();
+    std::stringstream list(h_samplers);
+    for (std::string name; std::getline(list, name, ',');)
+      if (!name.empty()) hoptions.samplers.push_back(name);
+    auto report = eval::RunHarvestEval(hoptions);
+    return Finish("harvest", report, report.ok() ? eval::HarvestMarkdown(*report) : "", h_out,
+                  h_markdown, h_plot, h_script);
+  }
   if (ins->parsed()) {
     ProgressLine progress("instability", "images");
     auto report = eval::RunInstability(ioptions, [&](int done, int total) {

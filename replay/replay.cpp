@@ -86,6 +86,8 @@ Result<Metrics> Replayer::Run(scheduler::OffloadPolicy& policy, std::vector<Answ
                                                              if (out) out->push_back(a);
                                                            }));
   ASSIGN_OR_RETURN(auto source, trace::OpenSource({.spec = options_.source}));
+  runtime->SetHarvester(harvester_);
+  cloud_->SetHarvestSink(sink_);
   // The same run loop as deepcut-edge, paced by the trace's capture times.
   size_t next_change = 0;
   auto knob = [&] {
@@ -99,6 +101,9 @@ Result<Metrics> Replayer::Run(scheduler::OffloadPolicy& policy, std::vector<Answ
                                               .max_frames = options_.max_frames,
                                               .skip_unreadable = false},
                                              nullptr, knob));
+  if (harvester_)
+    runtime->FinishUploads(clock.NowUs() + static_cast<TimeUs>(harvest_finish_s_ * 1e6));
+  cloud_->SetHarvestSink(nullptr);
   Metrics m;
   m.policy = policy.name();
   m.summary = summary.Build();

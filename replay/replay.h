@@ -23,6 +23,8 @@
 #include "core/answer.h"
 #include "core/run_summary.h"
 #include "core/status.h"
+#include "harvest/harvester.h"
+#include "harvest/sink.h"
 #include "network/net_trace.h"
 #include "replay/sim_link.h"
 #include "scheduler/oracle.h"
@@ -85,6 +87,15 @@ class Replayer {
   // are the plan's own expected values; the report plays the plan and scores
   // it on the real answers.
   Result<std::vector<int>> ExpectedOraclePlan(std::int64_t byte_budget);
+  // Harvesting in the next runs (docs/harvest.md): every answered frame is
+  // offered to `harvester`, its uploads reach `sink` through the simulated
+  // link, and after the trace the edge keeps uploading for up to `finish_s`
+  // virtual seconds. Borrowed; nullptr: none.
+  void SetHarvest(harvest::Harvester* harvester, harvest::HarvestSink* sink, double finish_s) {
+    harvester_ = harvester;
+    sink_ = sink;
+    harvest_finish_s_ = finish_s;
+  }
   // Trace duration in seconds (needs one Run or Oracle first, or reads the trace).
   Result<double> DurationS();
   scheduler::PolicyOptions PolicyOptionsFor(const std::string& name) const;
@@ -116,6 +127,9 @@ class Replayer {
   std::unique_ptr<InProcessCloud> cloud_;
   std::vector<FrameFacts> facts_;
   double duration_s_ = -1.0;
+  harvest::Harvester* harvester_ = nullptr;
+  harvest::HarvestSink* sink_ = nullptr;
+  double harvest_finish_s_ = 0.0;
 };
 
 }  // namespace deepcut::replay

@@ -13,6 +13,12 @@ Result<std::unique_ptr<InProcessCloud>> InProcessCloud::Create(const splitnet::M
 
 std::pair<std::vector<std::uint8_t>, TimeUs> InProcessCloud::Answer(
     std::span<const std::uint8_t> message, TimeUs arrived_us) {
+  if (transport::PeekKind(message) == transport::kKindHarvestChunk) {
+    if (!sink_) return {{}, arrived_us};
+    const auto ack = sink_->Receive(message);
+    if (!ack) return {{}, arrived_us};
+    return {transport::EncodeHarvestAck(*ack), arrived_us};
+  }
   // Refusals leave at once, as from the real cloud's socket thread.
   auto checked = service_.Check(message);
   if (auto* refusal = std::get_if<cloud::Refusal>(&checked))
@@ -63,6 +69,7 @@ Status SimulatedCloudLink::Send(std::span<const std::uint8_t> message) {
   auto at_cloud = uplink_.Send(now, wire);
   if (!at_cloud) return Status::Ok();
   auto [reply, sent_us] = cloud_.Answer(message, *at_cloud);
+  if (reply.empty()) return Status::Ok();  // nothing comes back
   const auto reply_wire = static_cast<std::int64_t>(WireBytes(reply.size()));
   downlink_bytes_ += reply_wire;
   auto at_edge = downlink_.Send(sent_us, reply_wire);

@@ -20,6 +20,7 @@
 
 #include "cloud/tail_service.h"
 #include "core/clock.h"
+#include "harvest/sink.h"
 #include "network/link_model.h"
 #include "transport/cloud_link.h"
 
@@ -36,6 +37,9 @@ class InProcessCloud {
   // the cloud sends it.
   std::pair<std::vector<std::uint8_t>, TimeUs> Answer(std::span<const std::uint8_t> message,
                                                       TimeUs arrived_us);
+  // Harvest chunks go to `sink` (acknowledged at once, on arrival); nullptr:
+  // they get no ack, as from a cloud without a harvest store. Borrowed.
+  void SetHarvestSink(harvest::HarvestSink* sink) { sink_ = sink; }
   // Forgets the server's backlog (a new replay run).
   void Reset() { server_free_us_ = 0; }
   std::int64_t tail_runs() const { return worker_->tail_runs(); }
@@ -48,6 +52,7 @@ class InProcessCloud {
   std::unique_ptr<cloud::TailWorker> worker_;
   double cloud_us_;
   TimeUs server_free_us_ = 0;
+  harvest::HarvestSink* sink_ = nullptr;
 };
 
 struct SimLinkOptions {

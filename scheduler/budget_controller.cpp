@@ -113,6 +113,15 @@ bool BudgetController::CanSpend(std::int64_t bytes, TimeUs now_us) {
   return tokens_ >= std::min(static_cast<double>(bytes), CapacityBytes(options_));
 }
 
+void BudgetController::SpendOther(std::int64_t bytes, TimeUs now_us) {
+  if (bytes <= 0 || Unlimited()) return;
+  Accrue(now_us);
+  tokens_ -= static_cast<double>(bytes);
+  WindowBytes(now_us);
+  sent_.emplace_back(now_us, bytes);
+  sent_in_window_ += bytes;
+}
+
 void BudgetController::Spend(std::int64_t bytes, TimeUs now_us) {
   if (bytes <= 0) return;
   offload_bytes_ += kOffloadBytesWeight * (static_cast<double>(bytes) - offload_bytes_);

@@ -58,6 +58,10 @@ class BudgetController {
   // before the next offload, only after an offload bigger than the bucket or
   // if the caller ignored CanSpend).
   void Spend(std::int64_t bytes, TimeUs now_us);
+  // Bytes that are not offloads (harvest uploads) went out: they take tokens
+  // and count in the window, but neither the bytes per offload nor the price's
+  // balance (they only ever take what the offloads left).
+  void SpendOther(std::int64_t bytes, TimeUs now_us);
   // Bucket fill in [0, 1] at `now_us` (1 when unlimited).
   double Fill(TimeUs now_us);
 

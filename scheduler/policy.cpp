@@ -71,6 +71,17 @@ class BudgetedPolicy : public OffloadPolicy {
     Sent(now_us);
   }
 
+  // Only from a bucket at least `kSpareFill` full: the budget the offloads
+  // have left unspent for a while, not what the next one needs.
+  bool SpareBytes(std::int64_t bytes, TimeUs now_us) override {
+    if (budget_.Unlimited()) return true;
+    return budget_.Fill(now_us) >= kSpareFill && budget_.CanSpend(bytes, now_us);
+  }
+  void OnOtherSent(std::int64_t bytes, TimeUs now_us) override {
+    budget_.SpendOther(bytes, now_us);
+  }
+  static constexpr double kSpareFill = 0.75;
+
   void OnOutcome(const Feedback& f) override {
     switch (f.outcome) {
       case Outcome::kAnswered:

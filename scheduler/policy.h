@@ -103,6 +103,12 @@ class OffloadPolicy {
                       std::int64_t /*wire_bytes*/) {}
   // A late reply may follow a kLost for the same request.
   virtual void OnOutcome(const Feedback& /*feedback*/) {}
+  // Bytes that are not offloads (harvested frames, docs/harvest.md) come out of
+  // the same budget, and only from what the offloads leave: true if `bytes`
+  // may go now without taking what an offload would want.
+  virtual bool SpareBytes(std::int64_t /*bytes*/, TimeUs /*now_us*/) { return true; }
+  // Such bytes went out.
+  virtual void OnOtherSent(std::int64_t /*bytes*/, TimeUs /*now_us*/) {}
   // True if the context must carry a pixel thumbnail (framediff).
   virtual bool WantsPixels() const { return false; }
   // The live bandwidth knob (bit/s, <= 0: unlimited).

@@ -10,6 +10,8 @@ namespace {
 
 constexpr size_t kRequestFields = 8;
 constexpr size_t kReplyFields = 11;
+constexpr size_t kChunkFields = 8;
+constexpr size_t kAckFields = 7;
 
 // Limits given to the msgpack parser so a hostile header cannot make it
 // allocate: no maps, no ext, short arrays, shallow nesting.
@@ -166,7 +168,12 @@ std::vector<std::uint8_t> EncodeRequest(const Request& r) {
   return std::vector<std::uint8_t>(buffer.data(), buffer.data() + buffer.size());
 }
 
-std::optional<std::uint16_t> PeekRequestSeq(std::span<const std::uint8_t> bytes) {
+namespace {
+
+// The first unsigned fields of a message's array (at most `want`), read from
+// its first bytes alone; empty when they are not a msgpack array of them.
+std::optional<std::vector<std::uint64_t>> PeekFields(std::span<const std::uint8_t> bytes,
+                                                     size_t want) {
   size_t pos = 0;
   // One msgpack unsigned integer in any of its formats, or nothing.
   auto uint = [&]() -> std::optional<std::uint64_t> {
@@ -191,12 +198,29 @@ std::optional<std::uint16_t> PeekRequestSeq(std::span<const std::uint8_t> bytes)
   } else {
     return std::nullopt;
   }
-  if (fields < 3) return std::nullopt;
+  if (fields < want) return std::nullopt;
+  std::vector<std::uint64_t> out;
+  for (size_t i = 0; i < want; ++i) {
+    const auto v = uint();
+    if (!v) return std::nullopt;
+    out.push_back(*v);
+  }
+  return out;
+}
+
+}  // namespace
+
+std::optional<int> PeekKind(std::span<const std::uint8_t> bytes) {
+  const auto f = PeekFields(bytes, 2);
+  if (!f || (*f)[1] > 255) return std::nullopt;
+  return static_cast<int>((*f)[1]);
+}
+
+std::optional<std::uint16_t> PeekRequestSeq(std::span<const std::uint8_t> bytes) {
   // The seq has been the third field in every version, so any version is read.
-  const auto version = uint(), kind = uint(), seq = uint();
-  if (!version || kind != std::uint64_t{kKindRequest} || !seq || *seq > UINT16_MAX)
-    return std::nullopt;
-  return static_cast<std::uint16_t>(*seq);
+  const auto f = PeekFields(bytes, 3);
+  if (!f || (*f)[1] != std::uint64_t{kKindRequest} || (*f)[2] > UINT16_MAX) return std::nullopt;
+  return static_cast<std::uint16_t>((*f)[2]);
 }
 
 Result<Request> DecodeRequest(std::span<const std::uint8_t> bytes) {
@@ -267,6 +291,70 @@ Result<Reply> DecodeReply(std::span<const std::uint8_t> bytes) {
   if (r.status == ReplyStatus::kOk && r.class_id < 0)
     return InvalidArgument("reply field 'class_id' is missing in an ok reply");
   return r;
+}
+
+std::vector<std::uint8_t> EncodeHarvestChunk(const HarvestChunk& c) {
+  msgpack::sbuffer buffer;
+  msgpack::packer<msgpack::sbuffer> pk(buffer);
+  pk.pack_array(kChunkFields);
+  pk.pack(kProtocolVersion);
+  pk.pack(kKindHarvestChunk);
+  pk.pack(c.edge);
+  pk.pack(c.item);
+  pk.pack(c.index);
+  pk.pack(c.count);
+  pk.pack(c.model);
+  pk.pack_bin(static_cast<std::uint32_t>(c.payload.size()));
+  pk.pack_bin_body(reinterpret_cast<const char*>(c.payload.data()),
+                   static_cast<std::uint32_t>(c.payload.size()));
+  return std::vector<std::uint8_t>(buffer.data(), buffer.data() + buffer.size());
+}
+
+Result<HarvestChunk> DecodeHarvestChunk(std::span<const std::uint8_t> bytes) {
+  msgpack::object_handle handle;
+  RETURN_IF_ERROR(ParseEnvelope(bytes, kChunkFields, kKindHarvestChunk, "harvest chunk", handle));
+  FieldReader f(handle.get(), "harvest chunk");
+  HarvestChunk c;
+  c.edge = f.UInt(2, "edge");
+  c.item = f.UInt(3, "item");
+  c.index = static_cast<std::uint32_t>(f.Int(4, "index", 0, kMaxHarvestChunks - 1));
+  c.count = static_cast<std::uint32_t>(f.Int(5, "count", 1, kMaxHarvestChunks));
+  c.model = static_cast<std::uint16_t>(f.Int(6, "model", 0, UINT16_MAX));
+  c.payload = f.Bin(7, "payload");
+  if (!f.status().ok()) return f.status();
+  if (c.index >= c.count)
+    return InvalidArgument("harvest chunk field 'index' is not below 'count'");
+  if (c.payload.empty()) return InvalidArgument("harvest chunk field 'payload' is empty");
+  return c;
+}
+
+std::vector<std::uint8_t> EncodeHarvestAck(const HarvestAck& a) {
+  msgpack::sbuffer buffer;
+  msgpack::packer<msgpack::sbuffer> pk(buffer);
+  pk.pack_array(kAckFields);
+  pk.pack(kProtocolVersion);
+  pk.pack(kKindHarvestAck);
+  pk.pack(a.edge);
+  pk.pack(a.item);
+  pk.pack(a.index);
+  pk.pack(a.ok ? 0 : 1);
+  pk.pack(a.message.size() <= kMaxReplyMessageBytes ? a.message
+                                                    : a.message.substr(0, kMaxReplyMessageBytes));
+  return std::vector<std::uint8_t>(buffer.data(), buffer.data() + buffer.size());
+}
+
+Result<HarvestAck> DecodeHarvestAck(std::span<const std::uint8_t> bytes) {
+  msgpack::object_handle handle;
+  RETURN_IF_ERROR(ParseEnvelope(bytes, kAckFields, kKindHarvestAck, "harvest ack", handle));
+  FieldReader f(handle.get(), "harvest ack");
+  HarvestAck a;
+  a.edge = f.UInt(2, "edge");
+  a.item = f.UInt(3, "item");
+  a.index = static_cast<std::uint32_t>(f.Int(4, "index", 0, kMaxHarvestChunks - 1));
+  a.ok = f.Int(5, "status", 0, 1) == 0;
+  a.message = f.Str(6, "message", kMaxReplyMessageBytes, true);
+  if (!f.status().ok()) return f.status();
+  return a;
 }
 
 }  // namespace deepcut::transport

@@ -20,6 +20,11 @@ namespace deepcut::transport {
 inline constexpr int kProtocolVersion = 2;
 inline constexpr int kKindRequest = 1;
 inline constexpr int kKindReply = 2;
+// Harvested frames for retraining (docs/harvest.md): an item's bytes in chunks,
+// each acknowledged by the cloud.
+inline constexpr int kKindHarvestChunk = 3;
+inline constexpr int kKindHarvestAck = 4;
+inline constexpr size_t kMaxHarvestChunks = 4096;
 // Larger messages are refused before they are parsed.
 inline constexpr size_t kMaxMessageBytes = 1 << 20;
 inline constexpr size_t kMaxTopScores = 16;
@@ -63,6 +68,31 @@ inline std::uint16_t ModelTag(std::uint32_t fingerprint) {
   return static_cast<std::uint16_t>((fingerprint >> 16) ^ (fingerprint & 0xFFFFu));
 }
 
+// One chunk of a harvested item (harvest::EncodeRecord's bytes). The cloud
+// keeps chunks by (edge, item, index), so a chunk sent twice (after a lost ack
+// or a reconnect) is stored once, and an item is complete when all `count`
+// chunks are in.
+struct HarvestChunk {
+  std::uint64_t edge = 0;  // the edge store's id
+  std::uint64_t item = 0;  // the item's id in that store
+  std::uint32_t index = 0;
+  std::uint32_t count = 1;
+  std::uint16_t model = 0;  // ModelTag of the edge's package
+  std::vector<std::uint8_t> payload;
+};
+
+struct HarvestAck {
+  std::uint64_t edge = 0;
+  std::uint64_t item = 0;
+  std::uint32_t index = 0;
+  bool ok = true;       // false: refused for good (`message` says why); do not resend
+  std::string message;  // why it was refused
+};
+
+// The kind of a message (its second field) read from its first bytes, or
+// empty when they are not a DeepCut message's.
+std::optional<int> PeekKind(std::span<const std::uint8_t> bytes);
+
 std::vector<std::uint8_t> EncodeRequest(const Request& request);
 // The seq of a request read from its first bytes alone (array header, version,
 // kind, seq), so that the error reply to a message refused for anything after
@@ -72,5 +102,9 @@ std::optional<std::uint16_t> PeekRequestSeq(std::span<const std::uint8_t> bytes)
 Result<Request> DecodeRequest(std::span<const std::uint8_t> bytes);
 std::vector<std::uint8_t> EncodeReply(const Reply& reply);
 Result<Reply> DecodeReply(std::span<const std::uint8_t> bytes);
+std::vector<std::uint8_t> EncodeHarvestChunk(const HarvestChunk& chunk);
+Result<HarvestChunk> DecodeHarvestChunk(std::span<const std::uint8_t> bytes);
+std::vector<std::uint8_t> EncodeHarvestAck(const HarvestAck& ack);
+Result<HarvestAck> DecodeHarvestAck(std::span<const std::uint8_t> bytes);
 
 }  // namespace deepcut::transport
