@@ -27,6 +27,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <iostream>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -37,6 +38,7 @@
 #include "edge/answer_log.h"
 #include "edge/edge_runtime.h"
 #include "edge/stream_driver.h"
+#include "harvest/harvester.h"
 #include "splitnet/feature_codec.h"
 #include "splitnet/split_model.h"
 #include "transport/protocol.h"
@@ -302,24 +304,26 @@ json EdgeOverhead(const splitnet::Manifest& m, const std::vector<trace::SourceFr
 }
 
 // Pre-encoded requests for real features at the default rate.
-// Recording (ML-EXray) every `every`-th frame against not recording: two
-// runtimes on the same frames, chunk by chunk in turn. The ratio is the edge's
-// own per-frame time (the run loop's wall time, the writer thread working beside
-// it as in deployment); the CPU ratio counts every thread, the writer's included:
-// after a recording chunk its records are flushed before the CPU clock stops.
-json ExrayOverhead(const splitnet::Manifest& m, const std::vector<trace::SourceFrame>& frames,
-                   const std::string& endpoint, int rounds, int every) {
+// An add-on of the edge (recording, harvesting) against none: two runtimes on
+// the same frames, chunk by chunk in turn. The ratio is the edge's own
+// per-frame time (the run loop's wall time, the add-on's thread working beside
+// it as in deployment); the CPU ratio counts every thread: after an add-on
+// chunk, `flush` waits for its thread before the CPU clock stops.
+struct AddOnRun {
+  std::vector<double> wall_ratios, cpu_ratios;
+  double wall[2] = {0, 0}, cpu[2] = {0, 0};
+};
+AddOnRun AddOnOverhead(const splitnet::Manifest& m, const std::vector<trace::SourceFrame>& frames,
+                       const std::string& endpoint, int rounds, size_t chunk, const char* what,
+                       const std::function<void(edge::EdgeRuntime&)>& attach,
+                       const std::function<void()>& flush) {
   struct Side {
     std::unique_ptr<splitnet::SplitModel> model;
     std::unique_ptr<scheduler::OffloadPolicy> policy;
     std::unique_ptr<transport::ZmqLink> link;
     std::unique_ptr<edge::EdgeRuntime> runtime;
-    std::unique_ptr<edge::ExrayRecorder> recorder;
   };
   RealClock clock;
-  const auto dir = std::filesystem::temp_directory_path() /
-                   ("deepcut-bench-exray-" + std::to_string(::getpid()));
-  std::filesystem::remove_all(dir);
   Side sides[2];
   for (int k = 0; k < 2; ++k) {
     Side& s = sides[k];
@@ -329,15 +333,9 @@ json ExrayOverhead(const splitnet::Manifest& m, const std::vector<trace::SourceF
     s.runtime = std::move(edge::EdgeRuntime::Create({.deadline_ms = 5000}, *s.model, *s.policy,
                                                     *s.link, clock, [](const Answer&) {}))
                     .value();
-    if (k == 1) {
-      s.recorder =
-          std::move(edge::ExrayRecorder::Create({.dir = dir.string(), .every = every}, m)).value();
-      s.runtime->SetRecorder(s.recorder.get());
-    }
   }
-  const size_t chunk = static_cast<size_t>(every) * 5;
-  std::vector<double> cpu_ratios, wall_ratios;
-  double cpu[2] = {0, 0}, wall[2] = {0, 0};
+  attach(*sides[1].runtime);
+  AddOnRun out;
   std::int64_t id = 0;
   for (int r = 0; r < rounds; ++r) {
     for (size_t begin = 0; begin < frames.size(); begin += chunk) {
@@ -348,37 +346,104 @@ json ExrayOverhead(const splitnet::Manifest& m, const std::vector<trace::SourceF
         const double c0 = ProcessCpuSeconds(), w0 = WallSeconds();
         if (!edge::RunStream(slice, *sides[k].runtime, clock, {}, nullptr).ok()) std::exit(1);
         w[k] = WallSeconds() - w0;
-        // The writer's work goes into this side's CPU time, not into the next chunk.
-        if (sides[k].recorder) sides[k].recorder->Flush();
+        // The add-on's work goes into this side's CPU time, not into the next chunk.
+        if (k == 1) flush();
         c[k] = ProcessCpuSeconds() - c0;
-        cpu[k] += c[k];
-        wall[k] += w[k];
+        out.cpu[k] += c[k];
+        out.wall[k] += w[k];
       }
-      cpu_ratios.push_back((c[1] - c[0]) / c[0]);
-      wall_ratios.push_back((w[1] - w[0]) / w[0]);
+      out.cpu_ratios.push_back((c[1] - c[0]) / c[0]);
+      out.wall_ratios.push_back((w[1] - w[0]) / w[0]);
       id += static_cast<std::int64_t>(end - begin);
     }
-    Log("bench: recording overhead round %s done\n", std::to_string(r + 1));
+    Log("bench: %s overhead round done\n", std::string(what) + " " + std::to_string(r + 1));
   }
-  sides[1].recorder->Close();
-  const auto counters = sides[1].recorder->counters();
-  std::filesystem::remove_all(dir);
-  std::sort(cpu_ratios.begin(), cpu_ratios.end());
-  std::sort(wall_ratios.begin(), wall_ratios.end());
-  const double n = static_cast<double>(frames.size()) * rounds;
-  return {{"every", every},
-          {"ratio", wall_ratios[wall_ratios.size() / 2]},
-          {"cpu_ratio", cpu_ratios[cpu_ratios.size() / 2]},
-          {"goal", "<= 0.10"},
-          {"plain_us_per_frame", 1e6 * wall[0] / n},
-          {"recording_us_per_frame", 1e6 * wall[1] / n},
-          {"plain_cpu_us_per_frame", 1e6 * cpu[0] / n},
-          {"recording_cpu_us_per_frame", 1e6 * cpu[1] / n},
-          {"records", counters.recorded},
-          {"records_skipped", counters.skipped},
-          {"chunk_pairs", wall_ratios.size()},
-          {"frames", frames.size()},
+  std::sort(out.cpu_ratios.begin(), out.cpu_ratios.end());
+  std::sort(out.wall_ratios.begin(), out.wall_ratios.end());
+  return out;
+}
+
+json AddOnJson(const AddOnRun& a, std::size_t frames, int rounds, const char* goal,
+               const char* with) {
+  const double n = static_cast<double>(frames) * rounds;
+  return {{"ratio", a.wall_ratios[a.wall_ratios.size() / 2]},
+          {"cpu_ratio", a.cpu_ratios[a.cpu_ratios.size() / 2]},
+          {"goal", goal},
+          {"plain_us_per_frame", 1e6 * a.wall[0] / n},
+          {std::string(with) + "_us_per_frame", 1e6 * a.wall[1] / n},
+          {"plain_cpu_us_per_frame", 1e6 * a.cpu[0] / n},
+          {std::string(with) + "_cpu_us_per_frame", 1e6 * a.cpu[1] / n},
+          {"chunk_pairs", a.wall_ratios.size()},
+          {"frames", frames},
           {"rounds", rounds}};
+}
+
+// Recording (ML-EXray) every `every`-th frame against not recording.
+json ExrayOverhead(const splitnet::Manifest& m, const std::vector<trace::SourceFrame>& frames,
+                   const std::string& endpoint, int rounds, int every) {
+  const auto dir = std::filesystem::temp_directory_path() /
+                   ("deepcut-bench-exray-" + std::to_string(::getpid()));
+  std::filesystem::remove_all(dir);
+  auto recorder =
+      std::move(edge::ExrayRecorder::Create({.dir = dir.string(), .every = every}, m)).value();
+  const auto run = AddOnOverhead(
+      m, frames, endpoint, rounds, static_cast<size_t>(every) * 5, "recording",
+      [&](edge::EdgeRuntime& r) { r.SetRecorder(recorder.get()); }, [&] { recorder->Flush(); });
+  recorder->Close();
+  const auto counters = recorder->counters();
+  std::filesystem::remove_all(dir);
+  json j = AddOnJson(run, frames.size(), rounds, "<= 0.10", "recording");
+  j["every"] = every;
+  j["records"] = counters.recorded;
+  j["records_skipped"] = counters.skipped;
+  return j;
+}
+
+// Harvesting (the harvest sampler scoring every answered frame, keeping about
+// one in `one_in` into a real SQLite store) against none. Upload is off: the
+// responder here does not acknowledge, and what an upload costs the edge is a
+// Send per chunk while the link is idle.
+json HarvestOverhead(const splitnet::Manifest& m, const std::vector<trace::SourceFrame>& frames,
+                     const std::string& endpoint, int rounds, int one_in) {
+  const auto dir = std::filesystem::temp_directory_path() /
+                   ("deepcut-bench-harvest-" + std::to_string(::getpid()));
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  // The budget that keeps one frame in `one_in` at this machine's frame rate:
+  // a plain run's time per frame first.
+  double frame_s;
+  {
+    RealClock clock;
+    auto model = std::move(splitnet::SplitModel::Load(m, {.tail = false})).value();
+    auto policy = std::move(scheduler::MakePolicy({.name = "always"})).value();
+    auto link = std::move(transport::ZmqLink::Create({.endpoint = endpoint}, clock)).value();
+    auto rt = std::move(edge::EdgeRuntime::Create({.deadline_ms = 5000}, *model, *policy, *link,
+                                                  clock, [](const Answer&) {}))
+                  .value();
+    MemorySource all(&frames, 0, frames.size(), 0);
+    const double w0 = WallSeconds();
+    if (!edge::RunStream(all, *rt, clock, {}, nullptr).ok()) std::exit(1);
+    frame_s = (WallSeconds() - w0) / static_cast<double>(frames.size());
+  }
+  harvest::HarvesterOptions o;
+  o.store_path = (dir / "edge.db").string();
+  o.upload = false;
+  o.sampler.kind = harvest::SamplerKind::kHarvest;
+  o.sampler.budget.frames_per_hour = 3600.0 / (frame_s * one_in);
+  o.sampler.budget.burst_s = 2.0;
+  auto harvester = std::move(harvest::Harvester::Create(o, m)).value();
+  const auto run = AddOnOverhead(
+      m, frames, endpoint, rounds, static_cast<size_t>(one_in) * 5, "harvest",
+      [&](edge::EdgeRuntime& r) { r.SetHarvester(harvester.get()); }, [&] { harvester->Flush(); });
+  harvester->Close();
+  const auto c = harvester->counters();
+  std::filesystem::remove_all(dir);
+  json j = AddOnJson(run, frames.size(), rounds, "<= 0.05", "harvesting");
+  j["one_in"] = one_in;
+  j["offered"] = c.offered;
+  j["committed"] = c.committed;
+  j["store_errors"] = c.store_errors;
+  return j;
 }
 
 std::vector<std::vector<std::uint8_t>> Requests(const splitnet::Manifest& m,
@@ -614,7 +679,8 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--rtt-requests", rtt_requests, "requests for the round trip")
       ->capture_default_str();
-  app.add_option("--only", only, "edge-overhead|cloud-efficiency|loopback-rtt|exray-overhead");
+  app.add_option("--only", only,
+                 "edge-overhead|cloud-efficiency|loopback-rtt|exray-overhead|harvest-overhead");
   app.add_option("--edge-policy", edge_policy, "policy of the edge-overhead run")
       ->capture_default_str();
   app.add_option("--edge-cv-threads", edge_cv_threads,
@@ -666,6 +732,10 @@ int main(int argc, char** argv) {
   if (only.empty() || only == "exray-overhead") {
     EchoProcess responder(0, /*answer=*/true);
     report["exray_overhead"] = ExrayOverhead(*manifest, mem, responder.endpoint(), rounds, 30);
+  }
+  if (only.empty() || only == "harvest-overhead") {
+    EchoProcess responder(0, /*answer=*/true);
+    report["harvest_overhead"] = HarvestOverhead(*manifest, mem, responder.endpoint(), rounds, 30);
   }
   std::cout << report.dump(2) << std::endl;
   return 0;

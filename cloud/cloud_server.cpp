@@ -55,6 +55,12 @@ CloudServer::~CloudServer() {
   }
   queue_ready_.notify_all();
   for (auto& t : workers_) t.join();
+  {
+    std::lock_guard<std::mutex> lock(harvest_mutex_);
+    harvest_stop_ = true;
+  }
+  harvest_ready_.notify_all();
+  if (harvest_thread_.joinable()) harvest_thread_.join();
   if (results_) results_->close();
   if (router_) router_->close();
 }
@@ -126,6 +132,7 @@ Status CloudServer::Start() {
   while (workers_ready_.load() < others) std::this_thread::yield();
   for (const auto& s : worker_status_)
     if (!s.ok()) return s;
+  if (sink_) harvest_thread_ = std::thread([this] { HarvestLoop(); });
   return Status::Ok();
 }
 
@@ -322,8 +329,7 @@ void CloudServer::Refuse(zmq::socket_t& router, const std::string& identity,
   SendReply(router, identity, transport::EncodeReply(refusal.reply));
 }
 
-void CloudServer::HandleHarvest(zmq::socket_t& router, const std::string& identity,
-                                std::span<const std::uint8_t> bytes) {
+void CloudServer::HandleHarvest(const std::string& identity, std::span<const std::uint8_t> bytes) {
   if (!sink_) {
     const TimeUs now = clock_.NowUs();
     if (harvest_off_logged_us_ < 0 || now - harvest_off_logged_us_ >= 60'000'000) {
@@ -332,18 +338,44 @@ void CloudServer::HandleHarvest(zmq::socket_t& router, const std::string& identi
     }
     return;
   }
-  const auto ack = sink_->Receive(bytes);
   {
-    std::lock_guard<std::mutex> lock(mutex_);
-    stats_.harvest = sink_->counters();
+    std::lock_guard<std::mutex> lock(harvest_mutex_);
+    // Each edge has one chunk in flight: a long queue is many edges or a stuck
+    // store; beyond it a chunk is dropped unanswered and its edge sends it again.
+    if (harvest_queue_.size() >= 1024) return;
+    harvest_queue_.emplace_back(identity, std::vector<std::uint8_t>(bytes.begin(), bytes.end()));
   }
-  if (ack) SendReply(router, identity, transport::EncodeHarvestAck(*ack));
+  harvest_ready_.notify_one();
+}
+
+void CloudServer::HarvestLoop() {
+  zmq::socket_t push(context_, zmq::socket_type::push);
+  push.connect(kResultsEndpoint);
+  for (;;) {
+    std::pair<std::string, std::vector<std::uint8_t>> job;
+    {
+      std::unique_lock<std::mutex> lock(harvest_mutex_);
+      harvest_ready_.wait(lock, [&] { return harvest_stop_ || !harvest_queue_.empty(); });
+      if (harvest_stop_) break;
+      job = std::move(harvest_queue_.front());
+      harvest_queue_.pop_front();
+    }
+    const auto ack = sink_->Receive(job.second);
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      stats_.harvest = sink_->counters();
+    }
+    if (!ack) continue;
+    push.send(zmq::buffer(job.first), zmq::send_flags::sndmore);
+    push.send(zmq::buffer(transport::EncodeHarvestAck(*ack)), zmq::send_flags::none);
+  }
+  push.close();
 }
 
 void CloudServer::HandleRequest(zmq::socket_t& router, const std::string& identity,
                                 const std::string& peer, std::span<const std::uint8_t> bytes) {
   if (transport::PeekKind(bytes) == transport::kKindHarvestChunk) {
-    HandleHarvest(router, identity, bytes);
+    HandleHarvest(identity, bytes);
     return;
   }
   auto checked = service_.Check(bytes);

@@ -31,8 +31,12 @@
 // kMaxFrameBytesRead (the socket's ZMQ_MAXMSGSIZE), before the frame is
 // buffered: that one cannot be answered (docs/protocol.md, "Size limits").
 //
-// Ownership: Create() binds and starts the workers (and the ZAP thread); the
-// destructor stops and joins them.
+// Harvested frames (kind 3, docs/harvest.md) go to a harvest thread that
+// writes them to the cloud's SQLite store and sends the acks back through the
+// socket thread, so a commit never holds up a request.
+//
+// Ownership: Create() binds and starts the workers (and the ZAP and harvest
+// threads); the destructor stops and joins them.
 #pragma once
 
 #include <atomic>
@@ -127,8 +131,9 @@ class CloudServer {
   void ZapLoop(zmq::socket_t& handler);
   // Reads every frame of one message and handles it; false if none was waiting.
   bool ReceiveOne(zmq::socket_t& router);
-  void HandleHarvest(zmq::socket_t& router, const std::string& identity,
-                     std::span<const std::uint8_t> bytes);
+  // Queues a chunk for the harvest thread (socket thread).
+  void HandleHarvest(const std::string& identity, std::span<const std::uint8_t> bytes);
+  void HarvestLoop();
   void HandleRequest(zmq::socket_t& router, const std::string& identity, const std::string& peer,
                      std::span<const std::uint8_t> bytes);
   void Refuse(zmq::socket_t& router, const std::string& identity, const std::string& peer,
@@ -145,8 +150,16 @@ class CloudServer {
   std::unique_ptr<zmq::socket_t> router_;
   std::unique_ptr<zmq::socket_t> results_;  // PULL, fed by the workers
   std::vector<std::string> endpoints_;
-  std::unique_ptr<TailWorker> inline_worker_;   // the socket thread's own
-  std::unique_ptr<harvest::HarvestSink> sink_;  // the socket thread's
+  std::unique_ptr<TailWorker> inline_worker_;  // the socket thread's own
+  // Harvest chunks are stored by their own thread (a durable commit must not
+  // hold up the socket thread's requests); its acks go back like the workers'
+  // replies. The sink is that thread's alone.
+  std::unique_ptr<harvest::HarvestSink> sink_;
+  std::thread harvest_thread_;
+  std::mutex harvest_mutex_;  // guards harvest_queue_, harvest_stop_
+  std::condition_variable harvest_ready_;
+  std::deque<std::pair<std::string, std::vector<std::uint8_t>>> harvest_queue_;
+  bool harvest_stop_ = false;
   TimeUs harvest_off_logged_us_ = -1;
   std::vector<std::thread> workers_;   // threads - 1 more
   std::vector<Status> worker_status_;  // written once by each worker at start

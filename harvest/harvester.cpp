@@ -256,7 +256,10 @@ const std::vector<std::uint8_t>* Harvester::NextMessage(TimeUs now_us) {
   Upload& u = *upload_;
   if (u.next >= u.messages.size()) return nullptr;
   if (u.in_flight) {
-    if (now_us - u.sent_us < static_cast<TimeUs>(options_.ack_timeout_ms * 1000)) return nullptr;
+    // Backs off while no ack comes (a cloud without a harvest store never
+    // acknowledges): the timeout doubles per resend in a row, up to 32x.
+    const double timeout_ms = options_.ack_timeout_ms * (1 << std::min(u.resends, 5));
+    if (now_us - u.sent_us < static_cast<TimeUs>(timeout_ms * 1000)) return nullptr;
     u.resend = true;
   }
   return &u.messages[u.next];
@@ -266,7 +269,10 @@ void Harvester::Sent(TimeUs now_us, std::int64_t wire_bytes) {
   if (!upload_) return;
   std::lock_guard lock(mu_);
   ++counters_.chunks_sent;
-  if (upload_->resend) ++counters_.chunks_resent;
+  if (upload_->resend) {
+    ++counters_.chunks_resent;
+    ++upload_->resends;
+  }
   counters_.upload_bytes += wire_bytes;
   upload_->in_flight = true;
   upload_->resend = false;
@@ -279,6 +285,7 @@ void Harvester::OnAck(const transport::HarvestAck& ack) {
     return;  // a duplicate ack (of a resent chunk) or one for an item already done
   Upload& u = *upload_;
   u.in_flight = false;
+  u.resends = 0;
   if (!ack.ok) {
     spdlog::warn("harvest: the cloud refused item {}: {}; it stays in the store, unsent", u.item,
                  ack.message);
@@ -310,7 +317,10 @@ void Harvester::OnAck(const transport::HarvestAck& ack) {
 }
 
 void Harvester::OnReconnect() {
-  if (upload_ && upload_->in_flight) upload_->sent_us = -(1ll << 60);  // due at once
+  if (upload_ && upload_->in_flight) {
+    upload_->sent_us = -(1ll << 60);  // due at once
+    upload_->resends = 0;
+  }
 }
 
 bool Harvester::UploadPending() const {

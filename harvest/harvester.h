@@ -131,6 +131,7 @@ class Harvester {
     bool in_flight = false;
     TimeUs sent_us = 0;
     bool resend = false;
+    int resends = 0;  // in a row, without an ack
   };
   Harvester(HarvesterOptions options, Sampler sampler, std::unique_ptr<HarvestStore> store,
             const splitnet::Manifest& manifest, std::string package);

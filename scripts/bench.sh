@@ -22,7 +22,7 @@ echo "bench: micro benchmarks (codec, msgpack, inference, scheduler) ..." >&2
 "$bin/bench/deepcut_micro_bench" "${micro_args[@]}" --benchmark_format=console \
   --benchmark_out="$out/micro.json.tmp" --benchmark_out_format=json >&2
 mv "$out/micro.json.tmp" "$out/micro.json"
-echo "bench: ratios (edge overhead, recording overhead, cloud efficiency, loopback round trip) ..." >&2
+echo "bench: ratios (edge overhead, recording and harvesting overhead, cloud efficiency, loopback round trip) ..." >&2
 "$bin/bench/deepcut_ratio_bench" --cloud-bin "$bin/cloud/deepcut-cloud" --model models/fmnist \
   "${ratio_args[@]}" > "$out/ratios.json.tmp"
 mv "$out/ratios.json.tmp" "$out/ratios.json"

@@ -71,6 +71,15 @@ def main(micro_path, ratios_path, out_dir):
                      % (x["every"], x["chunk_pairs"], x["ratio"], x["recording_us_per_frame"],
                         x["plain_us_per_frame"], x["cpu_ratio"], x["recording_cpu_us_per_frame"],
                         x["plain_cpu_us_per_frame"], x["records"], x["records_skipped"]))
+    x = ratios.get("harvest_overhead")
+    if x:
+        lines.append("| harvesting (the harvest sampler on every frame, 1 in %d kept into SQLite): "
+                     "(harvesting − plain) / plain wall time per frame, median of %d chunk pairs | "
+                     "%.3f | ≤ 0.05 | %.0f vs %.0f µs/frame; process CPU (the writer thread "
+                     "included) %.3f: %.0f vs %.0f µs/frame; %d of %d frames kept |"
+                     % (x["one_in"], x["chunk_pairs"], x["ratio"], x["harvesting_us_per_frame"],
+                        x["plain_us_per_frame"], x["cpu_ratio"], x["harvesting_cpu_us_per_frame"],
+                        x["plain_cpu_us_per_frame"], x["committed"], x["offered"]))
     c = ratios.get("cloud_efficiency")
     if c:
         lines.append("| cloud efficiency served / bare tail (frames/s) | %.3f | ≥ 0.9 | served %.0f "

@@ -33,6 +33,47 @@ TEST(Protocol, RequestRoundTrip) {
   EXPECT_LE(bytes.size() - r.payload.size(), 15u);
 }
 
+TEST(Protocol, HarvestChunkAndAckRoundTripAndRefuseDamage) {
+  HarvestChunk c{.edge = 0xfedcba9876543210ull,
+                 .item = 77,
+                 .index = 2,
+                 .count = 5,
+                 .model = 4321,
+                 .payload = {9, 8, 7}};
+  const auto bytes = EncodeHarvestChunk(c);
+  EXPECT_EQ(PeekKind(bytes), kKindHarvestChunk);
+  EXPECT_FALSE(PeekRequestSeq(bytes).has_value());
+  auto back = DecodeHarvestChunk(bytes);
+  ASSERT_TRUE(back.ok()) << back.status().message();
+  EXPECT_EQ(back->edge, c.edge);
+  EXPECT_EQ(back->item, 77u);
+  EXPECT_EQ(back->index, 2u);
+  EXPECT_EQ(back->count, 5u);
+  EXPECT_EQ(back->model, 4321);
+  EXPECT_EQ(back->payload, c.payload);
+  EXPECT_FALSE(DecodeRequest(bytes).ok());  // a chunk is not a request
+  HarvestChunk bad = c;
+  bad.index = 5;  // not below the count
+  EXPECT_FALSE(DecodeHarvestChunk(EncodeHarvestChunk(bad)).ok());
+  bad = c;
+  bad.payload.clear();
+  EXPECT_FALSE(DecodeHarvestChunk(EncodeHarvestChunk(bad)).ok());
+  for (std::size_t cut = 0; cut < bytes.size(); cut += 3)
+    EXPECT_FALSE(DecodeHarvestChunk(std::span(bytes).first(cut)).ok()) << cut;
+
+  HarvestAck a{.edge = 1, .item = 2, .index = 3, .ok = false, .message = "model tag 9 is not"};
+  const auto ack_bytes = EncodeHarvestAck(a);
+  EXPECT_EQ(PeekKind(ack_bytes), kKindHarvestAck);
+  auto ack = DecodeHarvestAck(ack_bytes);
+  ASSERT_TRUE(ack.ok());
+  EXPECT_FALSE(ack->ok);
+  EXPECT_EQ(ack->message, a.message);
+  EXPECT_EQ(ack->index, 3u);
+  EXPECT_FALSE(DecodeReply(ack_bytes).ok());
+  EXPECT_EQ(PeekKind(EncodeRequest(Request{.payload = {1}})), kKindRequest);
+  EXPECT_FALSE(PeekKind(std::vector<std::uint8_t>{0xc1}).has_value());
+}
+
 TEST(Protocol, ReplyRoundTrip) {
   Reply r;
   r.seq = 7;
