@@ -24,7 +24,9 @@ int main(int argc, char** argv) {
   app.add_option("--timeout-ms", timeout_ms, "give up waiting for the answer after this long")
       ->capture_default_str()
       ->check(deepcut::cli::Between(1, 3'600'000));
-  app.add_option("command", words, "budget RATE (e.g. budget 20k; 0: unlimited) | status")
+  app.add_option("command", words,
+                 "budget RATE (e.g. budget 20k; 0: unlimited) | harvest RATE (e.g. harvest 30/h) | "
+                 "status")
       ->required();
   app.footer("Exit codes: 0 ok, 1 the edge refused the command, 2 bad option, 5 no answer.");
   if (int code = deepcut::cli::Parse(app, argc, argv); code >= 0) return code;

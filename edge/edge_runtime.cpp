@@ -247,20 +247,20 @@ Result<EdgeRuntime::Routed> EdgeRuntime::Route(const trace::SourceFrame& frame, 
     answer.confidence = last_cloud_.confidence;
     Fuse(answer);
     Deliver(answer);
-    OfferHarvest(std::move(harvest));
+    OfferHarvest(std::move(harvest), answer);
     return Routed{-1, "reuse"};
   }
   if (decision.action != scheduler::Action::kOffload) {
     Fuse(answer);
     Deliver(answer);
-    OfferHarvest(std::move(harvest));
+    OfferHarvest(std::move(harvest), answer);
     return Routed{-1, "local"};
   }
   if (in_flight() >= options_.max_in_flight) {
     answer.reason = Reason::kWindowFull;
     Fuse(answer);
     Deliver(answer);
-    OfferHarvest(std::move(harvest));
+    OfferHarvest(std::move(harvest), answer);
     return Routed{-1, "local"};
   }
   const int rate_index =
@@ -285,7 +285,7 @@ Result<EdgeRuntime::Routed> EdgeRuntime::Route(const trace::SourceFrame& frame, 
     answer.reason = Reason::kCloudUnavailable;
     Fuse(answer);
     Deliver(answer);
-    OfferHarvest(std::move(harvest));
+    OfferHarvest(std::move(harvest), answer);
     return Routed{-1, "local"};
   }
   ++counters_.offloads_sent;
@@ -342,7 +342,7 @@ void EdgeRuntime::ExpireDue() {
     if (static_cast<int>(expired_.size()) > options_.late_reply_memory) expired_.pop_front();
     it = pending_.erase(it);
     Deliver(answer);
-    OfferHarvest(std::move(harvest));
+    OfferHarvest(std::move(harvest), answer);
     // Several offloads in a row with no reply at all: the connection is likely
     // dead (a restarted cloud can leave requests queued on a stale pipe).
     ++consecutive_misses_;
@@ -426,11 +426,7 @@ void EdgeRuntime::HandleReply(const std::vector<std::uint8_t>& bytes) {
   if (outcome != scheduler::Outcome::kAnswered) Fuse(answer);  // busy, error: the fallback
   Notify(seq, pending, outcome, &reply);
   Deliver(answer);
-  if (pending.harvest && outcome == scheduler::Outcome::kAnswered) {
-    pending.harvest->cloud_class = reply.class_id;
-    pending.harvest->cloud_confidence = answer.confidence;
-  }
-  OfferHarvest(std::move(pending.harvest));
+  OfferHarvest(std::move(pending.harvest), answer);
 }
 
 bool EdgeRuntime::PoolCloud(std::int64_t frame_id, const transport::Reply& reply) {
@@ -518,8 +514,18 @@ std::optional<harvest::HarvestFrame> EdgeRuntime::HarvestCandidate(
   return h;
 }
 
-void EdgeRuntime::OfferHarvest(std::optional<harvest::HarvestFrame> candidate) {
-  if (harvester_ && candidate) harvester_->Offer(std::move(*candidate), clock_.NowUs());
+void EdgeRuntime::OfferHarvest(std::optional<harvest::HarvestFrame> candidate,
+                               const Answer& answer) {
+  if (!harvester_ || !candidate) return;
+  // What the cloud said about the frame, as delivered: its reply, the scene's
+  // pooled answer with cloud evidence in it (fusion), or the cloud's answer
+  // reused for the unchanged scene. Pooled over the scene it is a better label
+  // than one reply on a hard frame.
+  if (answer.route != Route::kLocal) {
+    candidate->cloud_class = answer.class_id;
+    candidate->cloud_confidence = answer.confidence;
+  }
+  harvester_->Offer(std::move(*candidate), clock_.NowUs());
 }
 
 void EdgeRuntime::MaybeUpload() {

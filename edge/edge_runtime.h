@@ -189,7 +189,7 @@ class EdgeRuntime {
                                                         TimeUs capture_us,
                                                         const std::vector<float>& features,
                                                         const splitnet::Prediction& local) const;
-  void OfferHarvest(std::optional<harvest::HarvestFrame> candidate);
+  void OfferHarvest(std::optional<harvest::HarvestFrame> candidate, const Answer& answer);
   // One harvest chunk, if the link is idle (no offload pending) and the
   // policy has bytes to spare.
   void MaybeUpload();

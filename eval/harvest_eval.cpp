@@ -192,6 +192,9 @@ Result<RunResult> RunOne(const splitnet::Manifest& manifest, const HarvestEvalOp
   ho.store_path = edge_db;
   ASSIGN_OR_RETURN(ho.sampler.kind, harvest::ParseSampler(sampler));
   ho.sampler.seed = seed;
+  ho.sampler.explore = o.explore;
+  if (o.weights.size() == 4)
+    ho.sampler.weights = {o.weights[0], o.weights[1], o.weights[2], o.weights[3]};
   ho.sampler.budget.frames_per_hour = budget_frames / duration_s * 3600.0;
   ho.sampler.budget.burst_s = std::max(1.0, duration_s / 10.0);
   ho.sampler.budget.max_frames = budget_frames;
@@ -227,7 +230,16 @@ Result<RunResult> RunOne(const splitnet::Manifest& manifest, const HarvestEvalOp
                           Quote(out.string()) + " --labels " + o.labels + " --part " + o.part +
                           " --seed " + std::to_string(seed) + " --summary " +
                           Quote(summary.string()) + " --quiet";
-  if (std::system(cmd.c_str()) != 0) return Internal("fine-tuning failed: " + cmd);
+  // Its output goes to a log beside the store, shown when it fails.
+  const fs::path log = dir / ("finetune-" + tag + ".log");
+  if (std::system((cmd + " > " + Quote(log.string()) + " 2>&1").c_str()) != 0) {
+    std::ifstream failed(log);
+    std::stringstream text;
+    text << failed.rdbuf();
+    const std::string all = text.str();
+    return Internal("fine-tuning failed: " + cmd + "\n" +
+                    all.substr(all.size() > 1500 ? all.size() - 1500 : 0));
+  }
   std::ifstream in(summary);
   r.finetune = nlohmann::json::parse(in, nullptr, false);
   ASSIGN_OR_RETURN(auto tuned, splitnet::LoadManifest(out));
@@ -256,6 +268,9 @@ Result<nlohmann::json> RunHarvestEval(const HarvestEvalOptions& o) {
   ASSIGN_OR_RETURN(auto manifest, splitnet::LoadManifest(o.model_dir));
   ASSIGN_OR_RETURN(const Profile shift, LoadShift(o.shift));
   if (o.seeds.empty()) return InvalidArgument("--seed: at least one seed");
+  if (!o.weights.empty() && o.weights.size() != 4)
+    return InvalidArgument(
+        "--harvest-weights needs four numbers: uncertainty,disagreement,novelty,rarity");
   if (o.storage_frames.empty()) return InvalidArgument("--storage-frames: at least one budget");
   for (auto k : o.storage_frames)
     if (k < 1) return InvalidArgument("--storage-frames must be >= 1");
@@ -358,7 +373,8 @@ Result<nlohmann::json> RunHarvestEval(const HarvestEvalOptions& o) {
 
   const auto [exit_before_mean, exit_before_ci] = MeanCi(exit_before_all);
   const auto [del_before_mean, del_before_ci] = MeanCi(delivered_before_all);
-  const std::int64_t main_k = *std::max_element(o.storage_frames.begin(), o.storage_frames.end());
+  // The samplers' entries are at the first budget given; the curve has them all.
+  const std::int64_t main_k = o.storage_frames.front();
   nlohmann::json samplers = nlohmann::json::object();
   for (const auto& [name, per_k] : by) {
     nlohmann::json curve = nlohmann::json::array();
@@ -406,7 +422,8 @@ Result<nlohmann::json> RunHarvestEval(const HarvestEvalOptions& o) {
     claims["gain_ratio_vs_random"] = gr > 0 ? nlohmann::json(gh / gr) : nlohmann::json(nullptr);
     // The fewest stored frames at which the harvester's curve reaches random's
     // accuracy at the largest budget (linear between the measured budgets).
-    const double target = samplers["random"]["accuracy_after"];
+    const auto& random_curve = samplers["random"]["curve"];
+    const double target = random_curve.back()["accuracy_after"];
     nlohmann::json frames = nullptr;
     const auto& hc = samplers["harvest"]["curve"];
     for (std::size_t i = 0; i < hc.size(); ++i) {
@@ -420,13 +437,22 @@ Result<nlohmann::json> RunHarvestEval(const HarvestEvalOptions& o) {
       }
       break;
     }
+    nlohmann::json per_budget = nlohmann::json::object();
+    const auto& rc = samplers["random"]["curve"];
+    for (std::size_t i = 0; i < hc.size() && i < rc.size(); ++i) {
+      const double g = rc[i]["gain"];
+      per_budget[std::to_string(hc[i]["storage_frames"].get<std::int64_t>())] =
+          g > 0 ? nlohmann::json(hc[i]["gain"].get<double>() / g) : nlohmann::json(nullptr);
+    }
+    claims["gain_ratio_vs_random_per_budget"] = per_budget;
     claims["frames_to_reach_random"] = frames;
-    claims["random_frames"] = samplers["random"]["stored_frames"];
+    claims["random_frames"] = random_curve.back()["stored_frames"];
+    claims["random_accuracy"] = target;
     claims["frames_fraction_of_random"] =
         frames.is_null()
             ? nlohmann::json(nullptr)
             : nlohmann::json(frames.get<double>() /
-                             std::max(1.0, samplers["random"]["stored_frames"].get<double>()));
+                             std::max(1.0, random_curve.back()["stored_frames"].get<double>()));
   }
   return nlohmann::json{
       {"model", manifest.name},
@@ -483,7 +509,8 @@ std::string HarvestMarkdown(const nlohmann::json& r) {
        << pct(s["gain"]) << " ± " << pct(s["gain_ci95"]) << " | " << pct(s["delivered_after"])
        << " |\n";
   md << "\n### Exit accuracy after fine-tuning against stored frames\n\n| sampler |";
-  const auto& budgets = r["storage_frames"];
+  std::vector<std::int64_t> budgets = r["storage_frames"].get<std::vector<std::int64_t>>();
+  std::sort(budgets.begin(), budgets.end());
   for (const auto& k : budgets) md << " " << k << " |";
   md << "\n|---|";
   for (std::size_t i = 0; i < budgets.size(); ++i) md << "---:|";
@@ -506,7 +533,8 @@ std::string HarvestMarkdown(const nlohmann::json& r) {
                    s << std::setprecision(2) << c["gain_ratio_vs_random"].get<double>() << "x";
                    return s.str();
                  }())
-       << ". Frames the harvester needs to reach random's accuracy: "
+       << ". Frames the harvester needs to reach random's accuracy at "
+       << c["random_frames"].get<double>() << " frames: "
        << (c["frames_to_reach_random"].is_null()
                ? std::string("not reached within the measured budgets")
                : [&] {

@@ -39,6 +39,8 @@ struct HarvestEvalOptions {
   std::string policy = "deepcut";
   std::string uplink = "1M";
   double budget_bps = 50e3;      // the bandwidth knob (offloads and harvest uploads)
+  double explore = 0.0;          // the harvest sampler's share drawn at random
+  std::vector<double> weights;   // the harvest score's weights (u, d, n, r); empty: defaults
   std::string labels = "cloud";  // finetune_harvest.py --labels
   std::string part = "exit";     // finetune_harvest.py --part
   std::string trainer;           // finetune_harvest.py

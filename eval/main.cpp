@@ -205,6 +205,14 @@ int main(int argc, char** argv) {
   hv->add_option("--uplink", hoptions.uplink, "uplink trace or rate")->capture_default_str();
   hv->add_option("--budget", hoptions.budget_bps, "bandwidth knob, bit/s (offloads and uploads)")
       ->capture_default_str();
+  hv->add_option("--explore", hoptions.explore,
+                 "the harvest sampler's share of its budget drawn at random")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 1.0));
+  hv->add_option("--harvest-weights", hoptions.weights,
+                 "the harvest score's weights: uncertainty,disagreement,novelty,rarity (default: "
+                 "the sampler's)")
+      ->delimiter(',');
   hv->add_option("--labels", hoptions.labels, "fine-tuning labels: cloud | true")
       ->capture_default_str();
   hv->add_option("--part", hoptions.part, "what is fine-tuned: exit | head")->capture_default_str();

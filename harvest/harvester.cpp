@@ -67,6 +67,7 @@ bool Harvester::Offer(HarvestFrame f, TimeUs now_us) {
   c.exit_class = f.exit_class;
   c.exit_error_rate = f.exit_error_rate;
   c.cloud_class = f.cloud_class;
+  c.cloud_confidence = f.cloud_confidence;
   c.expected_bytes = static_cast<std::int64_t>(expected_bytes_);
   const Verdict v = sampler_.Offer(c);
   {

@@ -137,7 +137,9 @@ double Sampler::Uncertainty(const Candidate& c) const {
 
 double Sampler::Disagreement(const Candidate& c) const {
   if (c.cloud_class < 0) return Uncertainty(c);
-  return c.cloud_class != c.exit_class ? 1.0 : 0.0;
+  // A confident cloud that disagrees: the exit is likely wrong and the label
+  // likely right; an unsure one may be wrong itself.
+  return c.cloud_class != c.exit_class ? std::clamp(c.cloud_confidence, 0.0, 1.0) : 0.0;
 }
 
 double Sampler::Novelty(const std::vector<float>& pooled) const {
@@ -202,9 +204,14 @@ Verdict Sampler::Offer(const Candidate& c) {
   switch (options_.kind) {
     case SamplerKind::kHarvest:
     case SamplerKind::kUncertainty: {
+      const double explore = options_.kind == SamplerKind::kHarvest ? options_.explore : 0.0;
+      const double ranked = fraction_ * (1.0 - explore);
       wanted = v.score >= threshold_ - 0.2 * (fill - 0.5);
-      threshold_ += options_.threshold_step * ((v.score >= threshold_ ? 1.0 : 0.0) - fraction_);
+      threshold_ += options_.threshold_step * ((v.score >= threshold_ ? 1.0 : 0.0) - ranked);
       threshold_ = std::clamp(threshold_, 0.0, 1.5);
+      if (!wanted && explore > 0 && Novelty(pooled) >= options_.duplicate_novelty)
+        wanted = std::uniform_real_distribution<double>(0.0, 1.0)(rng_) <
+                 std::min(1.0, fraction_ * explore * (0.5 + fill));
       break;
     }
     case SamplerKind::kRandom:

@@ -11,7 +11,7 @@ run_packages=(
   build-essential cmake pkg-config git
   cppzmq-dev libzmq3-dev libmsgpack-cxx-dev libopencv-dev libzstd-dev
   libspdlog-dev libcli11-dev nlohmann-json3-dev zlib1g-dev libbenchmark-dev
-  libgtest-dev libgmock-dev libeigen3-dev
+  libgtest-dev libgmock-dev libeigen3-dev libsqlite3-dev
   dataset-fashion-mnist python3 python3-matplotlib python3-numpy
 )
 # Tests also train a tiny model (python3-torch) and read the sample videos.

@@ -5,6 +5,10 @@
 
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
+#include <filesystem>
+
 #include <chrono>
 #include <deque>
 #include <functional>
@@ -343,6 +347,35 @@ TEST_F(RuntimePolicyTest, BusyAndErrorOutcomes) {
   ASSERT_EQ(policy.outcomes.size(), 4u);
   EXPECT_EQ(policy.outcomes[0].outcome, scheduler::Outcome::kError);
   EXPECT_EQ(policy.outcomes[1].outcome, scheduler::Outcome::kBusy);
+}
+
+// The harvest knob: with a harvester the command sets its budget, bad ones
+// change nothing; without one it is refused.
+TEST_F(RuntimePolicyTest, ControlHarvestCommandSetsTheStorageBudget) {
+  ScriptedPolicy policy([](const scheduler::DecisionContext&) { return scheduler::Decision{}; });
+  ScriptedLink link(clock_, 1000, [](const transport::Request&) { return std::nullopt; });
+  auto runtime = EdgeRuntime::Create({}, *model_, policy, link, clock_, [](const Answer&) {});
+  ASSERT_TRUE(runtime.ok());
+  auto control = ControlServer::Create({.endpoint = "tcp://127.0.0.1:*"}, **runtime, clock_, 0.0);
+  ASSERT_TRUE(control.ok());
+  auto& c = **control;
+  EXPECT_EQ(c.Handle("harvest 30/h").rfind("error: this edge does not harvest", 0), 0u);
+  const auto db = std::filesystem::temp_directory_path() /
+                  ("deepcut-ctl-harvest-" + std::to_string(::getpid()) + ".db");
+  harvest::HarvesterOptions o;
+  o.store_path = db.string();
+  auto h = harvest::Harvester::Create(o, model_->manifest());
+  ASSERT_TRUE(h.ok()) << h.status().message();
+  c.SetHarvester(h->get());
+  EXPECT_EQ(c.Handle("harvest 30/min").rfind("ok harvest 30/min", 0), 0u);
+  EXPECT_DOUBLE_EQ((*h)->budget().frames_per_hour, 1800.0);
+  for (const char* bad : {"harvest", "harvest abc", "harvest -1/h", "harvest 5/week"})
+    EXPECT_EQ(c.Handle(bad).rfind("error: ", 0), 0u) << bad;
+  EXPECT_DOUBLE_EQ((*h)->budget().frames_per_hour, 1800.0);
+  auto j = nlohmann::json::parse(c.Handle("status").substr(3));
+  EXPECT_EQ(j["harvest"]["frames_per_hour"], 1800.0);
+  h->reset();
+  for (const char* suffix : {"", "-wal", "-shm"}) std::filesystem::remove(db.string() + suffix);
 }
 
 // The live knob: commands reach the policy, bad ones change nothing.

@@ -31,6 +31,7 @@ struct Stream {
     c.exit_class = static_cast<int>(i / 10 % kClasses);
     c.exit_error_rate = error_rate;
     c.cloud_class = cloud_class;
+    c.cloud_confidence = 0.9;
     c.expected_bytes = 1000;
     return c;
   }
@@ -93,7 +94,7 @@ TEST(Sampler, HarvesterPrefersUnsureAndWrongFramesAndSkipsCopies) {
   Candidate c = stream.Next(36001, 0.5);
   std::vector<float> pooled(8, 0.0f);
   EXPECT_GT(s->Novelty(pooled), 0.0);
-  EXPECT_DOUBLE_EQ(s->Disagreement(stream.Next(36002, 0.3, 1)), 1.0 * (1 != c.exit_class));
+  EXPECT_DOUBLE_EQ(s->Disagreement(stream.Next(36002, 0.3, 1)), 0.9 * (1 != c.exit_class));
   EXPECT_DOUBLE_EQ(s->Disagreement(stream.Next(36003, 0.3)), 0.3);  // not asked: the uncertainty
 }
 
