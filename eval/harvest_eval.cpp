@@ -530,6 +530,7 @@ std::string HarvestMarkdown(const nlohmann::json& r) {
                ? std::string("n/a (random gained nothing)")
                : [&] {
                    std::ostringstream s;
+                   s << std::fixed;
                    s << std::setprecision(2) << c["gain_ratio_vs_random"].get<double>() << "x";
                    return s.str();
                  }())
@@ -539,6 +540,7 @@ std::string HarvestMarkdown(const nlohmann::json& r) {
                ? std::string("not reached within the measured budgets")
                : [&] {
                    std::ostringstream s;
+                   s << std::fixed;
                    s << std::setprecision(0) << c["frames_to_reach_random"].get<double>() << " ("
                      << std::setprecision(2) << c["frames_fraction_of_random"].get<double>()
                      << " of random's)";

@@ -14,6 +14,7 @@
 #include <iostream>
 #include <sstream>
 
+#include <nlohmann/json.hpp>
 #include <opencv2/imgcodecs.hpp>
 #include "cli/cli.h"
 #include "core/files.h"
@@ -175,11 +176,10 @@ int main(int argc, char** argv) {
   hoptions.fashion_mnist_dir = trace::kDefaultFashionMnistDir;
   std::string h_out, h_markdown, h_plot, h_samplers = "harvest,random,periodic,uncertainty";
   std::string h_script = std::string(DEEPCUT_SOURCE_DIR) + "/scripts/plot_harvest.py";
-  hv->add_option("--model", hoptions.model_dir, "model package")->required();
+  hv->add_option("--model", hoptions.model_dir, "model package (required unless --from-report)");
   hv->add_option("--shift", hoptions.shift,
                  "the deployment's camera: a deepcut-profiles/1 file with one profile, or "
-                 "FILE.json#NAME (eval/profiles/shifts.json has two)")
-      ->required();
+                 "FILE.json#NAME (eval/profiles/shifts.json has two)");
   hv->add_option("--seed", hoptions.seeds, "seeds (comma-separated): class mix, streams, noise")
       ->delimiter(',')
       ->capture_default_str();
@@ -225,11 +225,31 @@ int main(int argc, char** argv) {
   hv->add_option("--plot", h_plot, "PNG: accuracy after fine-tuning against stored frames")
       ->check(cli::OutputFile());
   hv->add_option("--plot-script", h_script, "the plotting script")->capture_default_str();
+  std::string h_from;
+  hv->add_option("--from-report", h_from,
+                 "re-render --markdown/--plot from this earlier report (no run; --model and "
+                 "--shift are not read)")
+      ->check(CLI::ExistingFile);
   app.footer("Exit codes: 0 ok, 2 bad option (a package it names included), 5 the run failed.");
   if (int code = cli::Parse(app, argc, argv); code >= 0) return code;
   const bool tty = ProgressLine::StderrIsTerminal();
   if (ap->parsed()) return ApplyOne(ap_profiles, ap_name, ap_image, ap_seed, ap_out);
+  if (hv->parsed() && !h_from.empty()) {
+    std::ifstream in(h_from);
+    auto doc = nlohmann::json::parse(in, nullptr, false);
+    if (doc.is_discarded() || !doc.contains("samplers")) {
+      std::cerr << "harvest: --from-report " << h_from << " is not a harvest report\n";
+      return kExitBadOption;
+    }
+    const deepcut::Result<nlohmann::json> report(doc);
+    return Finish("harvest", report, eval::HarvestMarkdown(doc), h_out, h_markdown, h_plot,
+                  h_script);
+  }
   if (hv->parsed()) {
+    if (hoptions.model_dir.empty() || hoptions.shift.empty()) {
+      std::cerr << "harvest: --model and --shift are required\n";
+      return kExitBadOption;
+    }
     hoptions.samplers.clear();
     std::stringstream list(h_samplers);
     for (std::string name; std::getline(list, name, ',');)

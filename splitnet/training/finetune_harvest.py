@@ -59,11 +59,12 @@ from train import (calibration_bins, evaluate, fit_temperature, head_features,  
 
 STORE_FORMAT = "deepcut-harvest/1"
 SUMMARY_FORMAT = "deepcut-harvest-finetune/1"
-MIN_FRAMES = 20  # fewer usable frames than this: nothing to train on and hold out, the parent is kept
+MIN_FRAMES = 20  # fewer usable frames: too few to train on and hold out, the parent is kept
 DEFAULTS = dict(labels="cloud", part="exit", epochs=40, max_steps=300, lr=None, batch_size=0,
                 seed=1, threads=2, val_fraction=0.2, weight_anchor=0.01, feature_anchor=10.0,
-                max_tail_drop=0.02, patience=8, min_calibration=200, metrics=True, data_dir=data.DEFAULT_DATA_DIR)
-DEFAULT_LR = {"exit": 1e-3, "head": 3e-4}
+                max_tail_drop=0.02, patience=8, min_calibration=200, metrics=True,
+                data_dir=data.DEFAULT_DATA_DIR)
+DEFAULT_LR = {"exit": 3e-3, "head": 3e-4}
 
 
 class InputError(Exception):
@@ -83,7 +84,8 @@ def fingerprint(manifest):
     def g(v):
         return "%g" % float(np.float32(v))  # C's %g of the float32 value
     text = "%s|%dx%dx%d|%s,%s,%s|%d" % (manifest["name"], b["channels"], b["height"], b["width"],
-                                        g(b["min"]), g(b["max"]), g(b["fill"]), len(manifest["classes"]))
+                                        g(b["min"]), g(b["max"]), g(b["fill"]),
+                                        len(manifest["classes"]))
     text += "".join("|%s:%d:%d" % (r["name"], r["bits"], r["channels"]) for r in manifest["rates"])
     tables = manifest.get("entropy_model", {}).get("rates", {})
     blob = text.encode() + b"".join(np.asarray(tables[r["name"]], "<u2").tobytes()
@@ -119,7 +121,8 @@ def load_package(model_dir):
     except (OSError, ValueError) as e:
         raise InputError(f"--model {path}: cannot read it: {e}")
     if not isinstance(manifest, dict) or manifest.get("format") != "deepcut-model/1":
-        raise InputError(f'--model {path}: not a package manifest ("format" must be "deepcut-model/1")')
+        raise InputError(f'--model {path}: not a package manifest '
+                         '("format" must be "deepcut-model/1")')
     try:
         model = Package(model_dir).eval()
     except Exception as e:  # a missing or unreadable graph: onnx's own error says which
@@ -141,7 +144,8 @@ def read_store(path, manifest, model_dir):
             if check != ["ok"]:
                 raise InputError(f"--store {path}: the store is corrupt (quick_check: "
                                  + "; ".join(c.replace("\n", " ") for c in check) + ")")
-            tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            tables = {r[0] for r in
+                      db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
             if not {"meta", "frames"} <= tables:
                 raise InputError(f"--store {path}: not a harvest store (no meta or frames table)")
             meta = dict(db.execute("SELECT key, value FROM meta"))
@@ -161,7 +165,7 @@ def read_store(path, manifest, model_dir):
                               "FROM frames ORDER BY id").fetchall()
         finally:
             db.close()
-    except sqlite3.DatabaseError as e:  # "file is not a database", "database disk image is malformed"
+    except sqlite3.DatabaseError as e:  # "file is not a database", "... image is malformed"
         raise InputError(f"--store {path}: cannot read it as a harvest store ({e})")
     if not rows:
         raise InputError(f"--store {path}: the store holds no frames")
@@ -172,7 +176,8 @@ def decode_frames(rows, manifest, labels):
     """Model inputs (the reference pre-processing of the stored PNG), the label the store gives
     each usable frame (-1: ask the tail), and counts of what was skipped and why."""
     k, inp = len(manifest["classes"]), manifest["input"]
-    xs, ys, sources, kept, skipped = [], [], [], [], {"unlabelled": 0, "bad_label": 0, "bad_image": 0}
+    xs, ys, sources, kept = [], [], [], []
+    skipped = {"unlabelled": 0, "bad_label": 0, "bad_image": 0}
     for fid, edge, label, image, cloud, sampler, package in rows:
         if labels == "true" and not 0 <= label < k:
             skipped["unlabelled" if label == -1 else "bad_label"] += 1
@@ -274,7 +279,8 @@ def measure_metrics(model, manifest, data_dir, part, rates, notes):
         sets.append(("validation_", norm(xtr[val_idx]), torch.from_numpy(ytr[val_idx])))
         metrics["validation_split"] = {"size": size, "seed": seed}
     else:
-        notes.append("provenance.metrics.validation_* are the parent's: its validation split is unknown")
+        notes.append("provenance.metrics.validation_* are the parent's: its validation split "
+                     "is unknown")
     measured = {}
     for prefix, x, y in sets:
         if part == "head":
@@ -283,13 +289,15 @@ def measure_metrics(model, manifest, data_dir, part, rates, notes):
             measured[prefix + "float_tail_accuracy"] = round(acc["float"], 4)
         else:  # the tail did not change: the exit alone
             with torch.no_grad():
-                acc = {"exit": float((model.exit(head_features(model, x)).argmax(1) == y).float().mean())}
+                pred = model.exit(head_features(model, x)).argmax(1)
+            acc = {"exit": float((pred == y).float().mean())}
         measured[prefix + "exit_accuracy"] = round(acc["exit"], 4)
     old = dict(metrics)
     metrics.update({k: v for k, v in measured.items() if k in metrics})  # the fields it has
     stale = [k for k in metrics if k.startswith("camera_") and ("exit" in k or part == "head")]
     if stale:
-        notes.append("provenance.metrics." + ", ".join(stale) + " are the parent's (not re-measured)")
+        notes.append("provenance.metrics." + ", ".join(stale)
+                     + " are the parent's (not re-measured)")
     return metrics, {k: {"parent": old[k], "new": v} for k, v in measured.items() if k in old}
 
 
@@ -356,12 +364,14 @@ def train(model, model_dir, x, y, target, part, rates, default, bn, inp, gen, qu
                     z0 = parent.head(xb)
                 # The tail sees the features as the codec delivers them (straight through), as
                 # in training; a bottleneck not over [0, 1] gets them at full precision.
-                zt = ste_mixed_rates(z, rates, 0.1, gen) if (bn["min"], bn["max"]) == (0.0, 1.0) else z
+                unit = (bn["min"], bn["max"]) == (0.0, 1.0)
+                zt = ste_mixed_rates(z, rates, 0.1, gen) if unit else z
                 loss = (F.cross_entropy(model.exit(z), yb) + F.cross_entropy(model.tail(zt), yb)
                         + feature_anchor * F.mse_loss(z, z0))
             # Weight decay towards the parent's weights (L2-SP): tens of frames must not
             # undo what 55,000 taught.
-            loss = loss + weight_anchor * sum(((q - q0) ** 2).sum() for q, q0 in zip(params, origin))
+            loss = loss + weight_anchor * sum(((q - q0) ** 2).sum()
+                                              for q, q0 in zip(params, origin))
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -380,8 +390,8 @@ def train(model, model_dir, x, y, target, part, rates, default, bn, inp, gen, qu
             best, best_epoch, mark = score, epoch, " *"
             best_state = {k: v.clone() for k, v in model.state_dict().items()}
         history.append({"epoch": epoch, "loss": round(total / len(tr), 4), **score})
-        log(quiet, f"epoch {epoch}/{epochs} step {steps}: loss {total / len(tr):.4f}  held-out exit "
-            f"agreement {score['exit_agreement']:.4f} loss {score['exit_loss']:.4f}"
+        log(quiet, f"epoch {epoch}/{epochs} step {steps}: loss {total / len(tr):.4f}  "
+            f"held-out exit agreement {score['exit_agreement']:.4f} loss {score['exit_loss']:.4f}"
             + (f" tail {score['tail_agreement']:.4f}" if part == "head" else "") + mark)
         if epoch - max(best_epoch, 1) >= patience:
             log(quiet, f"no better held-out score for {patience} epochs: stopping")
@@ -405,11 +415,13 @@ def finetune(model_dir, store_path, out_dir, labels="cloud", part="exit", epochs
     before any work."""
     t_start = time.time()
     if labels not in ("cloud", "true") or part not in ("exit", "head"):
-        raise InputError(f"--labels must be cloud or true, --part exit or head (got {labels}, {part})")
+        raise InputError(f"--labels must be cloud or true, --part exit or head "
+                         f"(got {labels}, {part})")
     if not 0.0 < val_fraction <= 0.5:
         raise InputError(f"--val-fraction must be in (0, 0.5], got {val_fraction}")
     if epochs < 1 or max_steps < 1 or batch_size < 0 or threads < 1:
-        raise InputError("--epochs, --max-steps and --threads must be at least 1, --batch-size at least 0")
+        raise InputError("--epochs, --max-steps and --threads must be at least 1, "
+                         "--batch-size at least 0")
     model_dir, store_path, out_dir = (os.path.abspath(p) for p in (model_dir, store_path, out_dir))
     if os.path.exists(out_dir) and not (os.path.isdir(out_dir) and (
             not os.listdir(out_dir) or os.path.isfile(os.path.join(out_dir, "manifest.json")))):
@@ -515,13 +527,14 @@ def finetune(model_dir, store_path, out_dir, labels="cloud", part="exit", epochs
         bins = calibration_bins(conf.numpy(), (pred != y).numpy().astype(float),
                                 max(1, min(len(parent_bins), n // 20)))
         if labels == "true":
-            tail_accuracy_per_bin(model, x, y, rates, conf.numpy(), bins, lo=bn["min"], hi=bn["max"])
+            tail_accuracy_per_bin(model, x, y, rates, conf.numpy(), bins,
+                                  lo=bn["min"], hi=bn["max"])
         else:
             parent_cloud_accuracy(bins, parent_bins)
         new_manifest["exit_calibration"] = {"bins": bins}
         calibration.update(refitted=True, temperature=round(temperature, 6), bins=len(bins),
-                           reason=f"{n} labelled frames: temperature on the {len(yva)} held-out, bins "
-                                  f"on all; error rates against the {labels} labels"
+                           reason=f"{n} labelled frames: temperature on the {len(yva)} "
+                                  f"held-out, bins on all; error rates against the {labels} labels"
                                   + ("" if labels == "true" else
                                      ", cloud_accuracy from the parent's bins by confidence"))
     log(quiet, "exit calibration: " + ("refitted, T " + str(calibration["temperature"])
@@ -535,9 +548,10 @@ def finetune(model_dir, store_path, out_dir, labels="cloud", part="exit", epochs
         notes.append("provenance.metrics are the parent's (--no-metrics)")
 
     files = manifest["files"]
-    harvest = {"store": store_path, "store_sha256": sha256_of(store_path), "role": meta.get("role"),
-               "frames": n, "store_frames": len(rows), "labels": label_counts, "label_source": labels,
-               "samplers": samplers, "edges": edges, "packages": packages, "part": part}
+    harvest = {"store": store_path, "store_sha256": sha256_of(store_path),
+               "role": meta.get("role"), "frames": n, "store_frames": len(rows),
+               "labels": label_counts, "label_source": labels, "samplers": samplers,
+               "edges": edges, "packages": packages, "part": part}
     new_manifest["provenance"] = {
         "kind": "harvest-finetune",
         "command": command,
@@ -547,7 +561,8 @@ def finetune(model_dir, store_path, out_dir, labels="cloud", part="exit", epochs
         "parent": {"name": manifest["name"], "dir": model_dir, "fingerprint": parent_fp,
                    "model_tag": model_tag(parent_fp), "kind": prov.get("kind"),
                    "command": prov.get("command"),
-                   "sha256": sha256_of(*(os.path.join(model_dir, files[p]) for p in ("head", "exit")))},
+                   "sha256": sha256_of(*(os.path.join(model_dir, files[p])
+                                         for p in ("head", "exit")))},
         "harvest": harvest,
         "training": {"lr": lr, "epochs": run["epochs"], "max_steps": max_steps,
                      "batch_size": run["batch_size"], "seed": seed, "val_fraction": val_fraction,
@@ -555,8 +570,9 @@ def finetune(model_dir, store_path, out_dir, labels="cloud", part="exit", epochs
                      "feature_anchor": feature_anchor if part == "head" else None,
                      "max_tail_drop": max_tail_drop if part == "head" else None,
                      "history": run["history"], "best_epoch": run["best_epoch"],
-                     "kept_parent": not improved, "heldout": {"frames": run["heldout_frames"],
-                                                              "before": run["before"], "after": run["after"]}},
+                     "kept_parent": not improved,
+                     "heldout": {"frames": run["heldout_frames"], "before": run["before"],
+                                 "after": run["after"]}},
         "exit_calibration": calibration,
         "metrics": new_metrics,
         "notes": notes,
@@ -595,9 +611,10 @@ def finetune(model_dir, store_path, out_dir, labels="cloud", part="exit", epochs
         raise
     new_fp = fingerprint(new_manifest)
     summary = {
-        "format": SUMMARY_FORMAT, "ok": True, "model": model_dir, "store": store_path, "out": out_dir,
-        "part": part, "labels": labels, "store_frames": len(rows), "frames": n,
-        "train_frames": run["train_frames"], "heldout_frames": run["heldout_frames"], "skipped": skipped,
+        "format": SUMMARY_FORMAT, "ok": True, "model": model_dir, "store": store_path,
+        "out": out_dir, "part": part, "labels": labels, "store_frames": len(rows), "frames": n,
+        "train_frames": run["train_frames"], "heldout_frames": run["heldout_frames"],
+        "skipped": skipped,
         "label_sources": label_counts,
         "labels_vs_true": round(sum(a == b for a, b in truth) / len(truth), 4) if truth else None,
         "samplers": samplers, "edges": edges,
@@ -618,23 +635,30 @@ def report(s):
     """The summary, readable (stderr, also with --quiet: it is the result, not progress)."""
     def counts(d):
         return ", ".join(f"{v} {k}" for k, v in d.items() if v)
-    h, m = s["heldout"], s["metrics"] or {}
-    lines = [f"finetune_harvest: wrote {s['out']} (part {s['part']}, {s['seconds']['total']:.0f} s)",
-             f"  frames       {s['frames']} of {s['store_frames']} in the store ({s['edges']} edges; "
-             f"{counts(s['samplers'])})" + (f"; skipped {counts(s['skipped'])}" if any(s["skipped"].values()) else ""),
+    h, m, cal = s["heldout"], s["metrics"] or {}, s["calibration"]
+    lines = [f"finetune_harvest: wrote {s['out']} (part {s['part']}, "
+             f"{s['seconds']['total']:.0f} s)",
+             f"  frames       {s['frames']} of {s['store_frames']} in the store "
+             f"({s['edges']} edges; {counts(s['samplers'])})"
+             + (f"; skipped {counts(s['skipped'])}" if any(s["skipped"].values()) else ""),
              f"  labels       {counts(s['label_sources'])}"
-             + (f" (agree with the true label on {s['labels_vs_true']:.1%})" if s["labels_vs_true"] is not None else ""),
-             (f"  held-out     {s['heldout_frames']} frames: exit agreement {h['before']['exit_agreement']:.4f}"
-              f" -> {h['after']['exit_agreement']:.4f}"
-              + (f", tail {h['before']['tail_agreement']:.4f} -> {h['after']['tail_agreement']:.4f}"
-                 if "tail_agreement" in h["before"] else "")
-              + (f" (epoch {s['best_epoch']} of {s['epochs_run']})" if s["improved"] else " (parent's weights kept)")
-              if h["before"] else "  held-out     none (too few frames)"),
-             "  calibration  " + (f"refitted (T {s['calibration']['temperature']})" if s["calibration"]["refitted"]
-                                  else s["calibration"]["reason"])]
+             + ("" if s["labels_vs_true"] is None
+                else f" (agree with the true label on {s['labels_vs_true']:.1%})")]
+    if h["before"]:
+        b, a = h["before"], h["after"]
+        lines.append(f"  held-out     {s['heldout_frames']} frames: exit agreement "
+                     f"{b['exit_agreement']:.4f} -> {a['exit_agreement']:.4f}"
+                     + (f", tail {b['tail_agreement']:.4f} -> {a['tail_agreement']:.4f}"
+                        if "tail_agreement" in b else "")
+                     + (f" (epoch {s['best_epoch']} of {s['epochs_run']})" if s["improved"]
+                        else " (parent's weights kept)"))
+    else:
+        lines.append("  held-out     none (too few frames)")
+    lines.append("  calibration  " + (f"refitted (T {cal['temperature']})" if cal["refitted"]
+                                      else cal["reason"]))
     if "exit_accuracy" in m:
-        lines.append(f"  test         exit accuracy {m['exit_accuracy']['parent']} -> {m['exit_accuracy']['new']}"
-                     " (the data set's clean test images)")
+        lines.append(f"  test         exit accuracy {m['exit_accuracy']['parent']} -> "
+                     f"{m['exit_accuracy']['new']} (the data set's clean test images)")
     lines.append(f"  model tag    {s['model_tag']['parent']} -> {s['model_tag']['new']} ("
                  + ("the cloud must load the new package" if s["cloud_must_reload"]
                     else "same: a running cloud keeps serving it") + ")")
@@ -649,18 +673,23 @@ def parse_args(argv=None):
     p.add_argument("--store", required=True, help="harvest store (deepcut-harvest/1 SQLite file)")
     p.add_argument("--out", required=True, help="package directory to write (replaced atomically)")
     p.add_argument("--labels", choices=("cloud", "true"), default=DEFAULTS["labels"],
-                   help="cloud: the cloud's answer, else the package's tail; true: the stored label")
+                   help="cloud: the cloud's answer, else the package's tail; "
+                        "true: the stored label")
     p.add_argument("--part", choices=("exit", "head"), default=DEFAULTS["part"],
                    help="exit: train the exit only; head: head and exit, tail frozen")
-    p.add_argument("--epochs", type=int, default=DEFAULTS["epochs"], help="at most this many epochs")
+    p.add_argument("--epochs", type=int, default=DEFAULTS["epochs"],
+                   help="at most this many epochs")
     p.add_argument("--max-steps", type=int, default=DEFAULTS["max_steps"],
                    help="fewer epochs if they would take more steps")
     p.add_argument("--lr", type=float, default=None,
-                   help=f"learning rate (Adam, cosine); default {DEFAULT_LR['exit']} for --part exit, "
-                        f"{DEFAULT_LR['head']} for --part head")
-    p.add_argument("--batch-size", type=int, default=DEFAULTS["batch_size"], help="frames per step; 0: about 8 steps an epoch, 32 to 512")
-    p.add_argument("--seed", type=int, default=DEFAULTS["seed"], help="split, order and augmentation")
-    p.add_argument("--threads", type=int, default=DEFAULTS["threads"], help="torch and OpenCV threads")
+                   help=f"learning rate (Adam, cosine); default {DEFAULT_LR['exit']} for "
+                        f"--part exit, {DEFAULT_LR['head']} for --part head")
+    p.add_argument("--batch-size", type=int, default=DEFAULTS["batch_size"],
+                   help="frames per step; 0: about 8 steps an epoch, 32 to 512")
+    p.add_argument("--seed", type=int, default=DEFAULTS["seed"],
+                   help="split, order and augmentation")
+    p.add_argument("--threads", type=int, default=DEFAULTS["threads"],
+                   help="torch and OpenCV threads")
     p.add_argument("--val-fraction", type=float, default=DEFAULTS["val_fraction"],
                    help="share of the frames held out to choose the epoch and fit the temperature")
     p.add_argument("--weight-anchor", type=float, default=DEFAULTS["weight_anchor"],
@@ -668,17 +697,20 @@ def parse_args(argv=None):
     p.add_argument("--feature-anchor", type=float, default=DEFAULTS["feature_anchor"],
                    help="--part head: weight of the features' squared distance to the parent's")
     p.add_argument("--max-tail-drop", type=float, default=DEFAULTS["max_tail_drop"],
-                   help="--part head: held-out agreement of the tail (default rate) an epoch may lose")
+                   help="--part head: held-out agreement of the tail (default rate) an "
+                        "epoch may lose")
     p.add_argument("--patience", type=int, default=DEFAULTS["patience"],
                    help="stop after this many epochs without a better held-out score")
     p.add_argument("--min-calibration", type=int, default=DEFAULTS["min_calibration"],
                    help="labelled frames needed to refit the exit's temperature and bins")
     p.add_argument("--no-metrics", dest="metrics", action="store_false",
-                   help="do not re-measure provenance.metrics on the data set (they stay the parent's)")
+                   help="do not re-measure provenance.metrics on the data set "
+                        "(they stay the parent's)")
     p.add_argument("--data-dir", default=DEFAULTS["data_dir"],
                    help="Fashion-MNIST, for provenance.metrics and the entropy model")
     p.add_argument("--summary", help="write the summary here as JSON (also on failure)")
-    p.add_argument("--quiet", action="store_true", help="no progress lines")
+    p.add_argument("--quiet", action="store_true",
+                   help="no progress lines (the summary at the end still goes to stderr)")
     return p.parse_args(argv)
 
 
@@ -692,20 +724,27 @@ def write_json(path, obj):
 
 def main(argv=None):
     args = parse_args(argv)
-    command = shlex.join([sys.executable] + (sys.argv if argv is None else [sys.argv[0]] + list(argv)))
+    argv = sys.argv[1:] if argv is None else list(argv)
+    command = shlex.join([sys.executable, sys.argv[0]] + argv)
     kwargs = {k: getattr(args, k) for k in DEFAULTS}
+    can_summarise = (not args.summary
+                     or os.path.isdir(os.path.dirname(os.path.abspath(args.summary))))
     try:
-        summary = finetune(args.model, args.store, args.out, quiet=args.quiet, command=command, **kwargs)
+        if not can_summarise:
+            raise InputError(f"--summary {args.summary}: its folder does not exist")
+        summary = finetune(args.model, args.store, args.out, quiet=args.quiet, command=command,
+                           **kwargs)
         report(summary)
         code = 0
     except InputError as e:
         summary, code = {"format": SUMMARY_FORMAT, "ok": False, "error": str(e)}, 2
         print(f"finetune_harvest: {e}", file=sys.stderr)
     except Exception as e:
-        summary, code = {"format": SUMMARY_FORMAT, "ok": False, "error": f"{type(e).__name__}: {e}"}, 1
+        summary = {"format": SUMMARY_FORMAT, "ok": False, "error": f"{type(e).__name__}: {e}"}
+        code = 1
         import traceback
         traceback.print_exc()
-    if args.summary:
+    if args.summary and can_summarise:
         write_json(args.summary, summary)
     return code
 

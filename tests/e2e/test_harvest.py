@@ -12,10 +12,8 @@ deepcut-eval harvest reports every sampler."""
 import json
 import os
 import re
-import shutil
 import sqlite3
 import subprocess
-import sys
 import time
 
 import numpy as np
