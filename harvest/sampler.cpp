@@ -142,18 +142,33 @@ double Sampler::Disagreement(const Candidate& c) const {
   return c.cloud_class != c.exit_class ? std::clamp(c.cloud_confidence, 0.0, 1.0) : 0.0;
 }
 
-double Sampler::Novelty(const std::vector<float>& pooled) const {
-  if (kept_.empty() || typical_distance_ <= 0) return 1.0;
+double Sampler::NearestDistance(const std::vector<float>& pooled) const {
+  const std::size_t dims = pooled.size();
+  const std::size_t count = kept_.size() / std::max<std::size_t>(1, dims);
+  if (count == 0) return -1.0;
   double best = std::numeric_limits<double>::max();
-  for (const auto& k : kept_) {
-    double d = 0.0;
-    for (std::size_t i = 0; i < pooled.size() && i < k.size(); ++i) {
-      const double e = pooled[i] - k[i];
+  // One flat buffer of the kept descriptors: this runs on every frame.
+  const float* k = kept_.data();
+  for (std::size_t j = 0; j < count; ++j, k += dims) {
+    // Single precision: this runs on every frame, and the nearest distance
+    // needs no more.
+    float d = 0.0f;
+    for (std::size_t i = 0; i < dims; ++i) {
+      const float e = pooled[i] - k[i];
       d += e * e;
     }
-    best = std::min(best, d);
+    best = std::min(best, static_cast<double>(d));
   }
-  return std::min(1.0, std::sqrt(best) / (2.0 * typical_distance_));
+  return std::sqrt(best);
+}
+
+double Sampler::Novelty(const std::vector<float>& pooled) const {
+  return NoveltyOf(NearestDistance(pooled));
+}
+
+double Sampler::NoveltyOf(double nearest) const {
+  if (nearest < 0 || typical_distance_ <= 0) return 1.0;
+  return std::min(1.0, nearest / (2.0 * typical_distance_));
 }
 
 double Sampler::Rarity(const Candidate& c) const {
@@ -163,9 +178,8 @@ double Sampler::Rarity(const Candidate& c) const {
   return std::clamp(1.0 - share * classes_ / 2.0, 0.0, 1.0);
 }
 
-double Sampler::Score(const Candidate& c, const std::vector<float>& pooled) const {
+double Sampler::Score(const Candidate& c, double novelty) const {
   const auto& w = options_.weights;
-  const double novelty = Novelty(pooled);
   double s = (w.uncertainty * Uncertainty(c) + w.disagreement * Disagreement(c) +
               w.novelty * novelty + w.rarity * Rarity(c)) /
              (w.uncertainty + w.disagreement + w.novelty + w.rarity);
@@ -178,23 +192,18 @@ Verdict Sampler::Offer(const Candidate& c) {
   const auto& b = options_.budget;
   Verdict v;
   std::vector<float> pooled;
+  double novelty = 1.0;
   if (options_.kind == SamplerKind::kHarvest) {
     pooled = Pool(c);
+    const double nearest = NearestDistance(pooled);
+    novelty = NoveltyOf(nearest);
     // The typical distance to the nearest kept frame, over all frames seen:
     // novelty is relative to it, so it needs no scale from the model.
-    if (!kept_.empty()) {
-      double best = std::numeric_limits<double>::max();
-      for (const auto& k : kept_) {
-        double d = 0.0;
-        for (std::size_t i = 0; i < pooled.size() && i < k.size(); ++i)
-          d += (pooled[i] - k[i]) * (pooled[i] - k[i]);
-        best = std::min(best, d);
-      }
-      const double dist = std::sqrt(best);
-      typical_distance_ =
-          typical_distance_ < 0 ? dist : typical_distance_ + 0.02 * (dist - typical_distance_);
-    }
-    v.score = Score(c, pooled);
+    if (nearest >= 0)
+      typical_distance_ = typical_distance_ < 0
+                              ? nearest
+                              : typical_distance_ + 0.02 * (nearest - typical_distance_);
+    v.score = Score(c, novelty);
   } else if (options_.kind == SamplerKind::kUncertainty) {
     v.score = Uncertainty(c);
   }
@@ -209,7 +218,7 @@ Verdict Sampler::Offer(const Candidate& c) {
       wanted = v.score >= threshold_ - 0.2 * (fill - 0.5);
       threshold_ += options_.threshold_step * ((v.score >= threshold_ ? 1.0 : 0.0) - ranked);
       threshold_ = std::clamp(threshold_, 0.0, 1.5);
-      if (!wanted && explore > 0 && Novelty(pooled) >= options_.duplicate_novelty)
+      if (!wanted && explore > 0 && novelty >= options_.duplicate_novelty)
         wanted = std::uniform_real_distribution<double>(0.0, 1.0)(rng_) <
                  std::min(1.0, fraction_ * explore * (0.5 + fill));
       break;
@@ -247,8 +256,9 @@ Verdict Sampler::Offer(const Candidate& c) {
   ++stored_frames_;
   stored_bytes_ += c.expected_bytes;
   if (options_.kind == SamplerKind::kHarvest) {
-    kept_.push_back(std::move(pooled));
-    if (static_cast<int>(kept_.size()) > options_.memory) kept_.pop_front();
+    if (static_cast<int>(kept_.size() / pooled.size()) >= options_.memory)
+      kept_.erase(kept_.begin(), kept_.begin() + static_cast<std::ptrdiff_t>(pooled.size()));
+    kept_.insert(kept_.end(), pooled.begin(), pooled.end());
     const int cls = c.cloud_class >= 0 ? c.cloud_class : c.exit_class;
     if (cls >= 0 && cls < classes_) {
       ++kept_per_class_[cls];

@@ -124,6 +124,7 @@ class Sampler {
   double Uncertainty(const Candidate& c) const;
   double Disagreement(const Candidate& c) const;
   double Novelty(const std::vector<float>& pooled) const;
+  double NearestDistance(const std::vector<float>& pooled) const;  // -1: nothing kept
   double Rarity(const Candidate& c) const;
 
  private:
@@ -131,7 +132,8 @@ class Sampler {
   void Accrue(TimeUs now_us);
   // Quadrant means per channel: a small descriptor, cheap to compare.
   static std::vector<float> Pool(const Candidate& c);
-  double Score(const Candidate& c, const std::vector<float>& pooled) const;
+  double Score(const Candidate& c, double novelty) const;
+  double NoveltyOf(double nearest) const;
 
   SamplerOptions options_;
   int classes_;
@@ -143,8 +145,8 @@ class Sampler {
   double threshold_ = 0.5;
   std::int64_t since_kept_ = 0;  // frames since the last kept one (periodic)
   std::int64_t stored_frames_ = 0, stored_bytes_ = 0;
-  std::deque<std::vector<float>> kept_;  // pooled features of recent kept frames
-  double typical_distance_ = -1.0;       // EWMA of nearest distances
+  std::vector<float> kept_;         // pooled features of recent kept frames, one after another
+  double typical_distance_ = -1.0;  // EWMA of nearest distances
   std::vector<int> kept_per_class_;
   int kept_total_ = 0;
 };

@@ -45,6 +45,7 @@ def main():
     fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(out)), suffix=".png")
     os.close(fd)
     fig.savefig(tmp, dpi=110)
+    os.chmod(tmp, 0o644)  # mkstemp makes it private
     os.replace(tmp, out)
 
 
