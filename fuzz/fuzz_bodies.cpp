@@ -241,8 +241,34 @@ Status RunProtocol(const std::uint8_t* data, std::size_t size) {
   } else {
     Require(!reply.status().message().empty(), "DecodeReply failed without a message");
   }
-  Require(!(request.ok() && reply.ok()), "one message decodes as a request and as a reply");
-  if (request.ok() || reply.ok()) return Status::Ok();
+  // Harvest chunks and acks (kinds 3 and 4): the same round-trip properties.
+  auto chunk = transport::DecodeHarvestChunk(bytes);
+  if (chunk.ok()) {
+    const auto encoded = transport::EncodeHarvestChunk(*chunk);
+    auto again = transport::DecodeHarvestChunk(encoded);
+    Require(again.ok() && again->edge == chunk->edge && again->item == chunk->item &&
+                again->index == chunk->index && again->count == chunk->count &&
+                again->model == chunk->model && again->payload == chunk->payload,
+            "a harvest chunk changes in a round trip");
+    Require(transport::PeekKind(bytes) == transport::kKindHarvestChunk,
+            "a harvest chunk's kind is not read from its first bytes");
+  } else {
+    Require(!chunk.status().message().empty(), "DecodeHarvestChunk failed without a message");
+  }
+  auto ack = transport::DecodeHarvestAck(bytes);
+  if (ack.ok()) {
+    const auto encoded = transport::EncodeHarvestAck(*ack);
+    auto again = transport::DecodeHarvestAck(encoded);
+    Require(again.ok() && again->edge == ack->edge && again->item == ack->item &&
+                again->index == ack->index && again->ok == ack->ok &&
+                again->message == ack->message,
+            "a harvest ack changes in a round trip");
+  } else {
+    Require(!ack.status().message().empty(), "DecodeHarvestAck failed without a message");
+  }
+  const int kinds = request.ok() + reply.ok() + chunk.ok() + ack.ok();
+  Require(kinds <= 1, "one message decodes as two kinds");
+  if (kinds == 1) return Status::Ok();
   return InvalidArgument(request.status().message() + "; " + reply.status().message());
 }
 

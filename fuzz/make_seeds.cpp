@@ -44,6 +44,19 @@ Status WriteProtocolSeeds(const std::filesystem::path& dir) {
   WriteBytes(dir / "reply-error", transport::EncodeReply(reply));
   reply = {.seq = 9, .status = transport::ReplyStatus::kBusy, .message = "queue full"};
   WriteBytes(dir / "reply-busy", transport::EncodeReply(reply));
+
+  transport::HarvestChunk chunk{.edge = 0x0123456789abcdefull,
+                                .item = 17,
+                                .index = 1,
+                                .count = 3,
+                                .model = 0xbeef,
+                                .payload = {9, 8, 7, 6}};
+  WriteBytes(dir / "harvest-chunk", transport::EncodeHarvestChunk(chunk));
+  transport::HarvestAck ack{.edge = chunk.edge, .item = 17, .index = 1};
+  WriteBytes(dir / "harvest-ack", transport::EncodeHarvestAck(ack));
+  ack.ok = false;
+  ack.message = "model tag 1 is not this cloud's (48879)";
+  WriteBytes(dir / "harvest-ack-refused", transport::EncodeHarvestAck(ack));
   return Status::Ok();
 }
 
