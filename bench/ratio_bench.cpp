@@ -303,7 +303,6 @@ json EdgeOverhead(const splitnet::Manifest& m, const std::vector<trace::SourceFr
           {"rounds", rounds}};
 }
 
-// Pre-encoded requests for real features at the default rate.
 // An add-on of the edge (recording, harvesting) against none: two runtimes on
 // the same frames, chunk by chunk in turn. The ratio is the edge's own
 // per-frame time (the run loop's wall time, the add-on's thread working beside
@@ -313,27 +312,26 @@ struct AddOnRun {
   std::vector<double> wall_ratios, cpu_ratios;
   double wall[2] = {0, 0}, cpu[2] = {0, 0};
 };
+// An edge runtime offloading every frame to `endpoint`, with what it borrows.
+struct BenchEdge {
+  BenchEdge(const splitnet::Manifest& m, const std::string& endpoint, Clock& clock)
+      : model(std::move(splitnet::SplitModel::Load(m, {.tail = false})).value()),
+        policy(std::move(scheduler::MakePolicy({.name = "always"})).value()),
+        link(std::move(transport::ZmqLink::Create({.endpoint = endpoint}, clock)).value()),
+        runtime(std::move(edge::EdgeRuntime::Create({.deadline_ms = 5000}, *model, *policy, *link,
+                                                    clock, [](const Answer&) {}))
+                    .value()) {}
+  std::unique_ptr<splitnet::SplitModel> model;
+  std::unique_ptr<scheduler::OffloadPolicy> policy;
+  std::unique_ptr<transport::ZmqLink> link;
+  std::unique_ptr<edge::EdgeRuntime> runtime;
+};
 AddOnRun AddOnOverhead(const splitnet::Manifest& m, const std::vector<trace::SourceFrame>& frames,
                        const std::string& endpoint, int rounds, size_t chunk, const char* what,
                        const std::function<void(edge::EdgeRuntime&)>& attach,
                        const std::function<void()>& flush) {
-  struct Side {
-    std::unique_ptr<splitnet::SplitModel> model;
-    std::unique_ptr<scheduler::OffloadPolicy> policy;
-    std::unique_ptr<transport::ZmqLink> link;
-    std::unique_ptr<edge::EdgeRuntime> runtime;
-  };
   RealClock clock;
-  Side sides[2];
-  for (int k = 0; k < 2; ++k) {
-    Side& s = sides[k];
-    s.model = std::move(splitnet::SplitModel::Load(m, {.tail = false})).value();
-    s.policy = std::move(scheduler::MakePolicy({.name = "always"})).value();
-    s.link = std::move(transport::ZmqLink::Create({.endpoint = endpoint}, clock)).value();
-    s.runtime = std::move(edge::EdgeRuntime::Create({.deadline_ms = 5000}, *s.model, *s.policy,
-                                                    *s.link, clock, [](const Answer&) {}))
-                    .value();
-  }
+  BenchEdge sides[2] = {BenchEdge(m, endpoint, clock), BenchEdge(m, endpoint, clock)};
   attach(*sides[1].runtime);
   AddOnRun out;
   std::int64_t id = 0;
@@ -414,15 +412,10 @@ json HarvestOverhead(const splitnet::Manifest& m, const std::vector<trace::Sourc
   double frame_s;
   {
     RealClock clock;
-    auto model = std::move(splitnet::SplitModel::Load(m, {.tail = false})).value();
-    auto policy = std::move(scheduler::MakePolicy({.name = "always"})).value();
-    auto link = std::move(transport::ZmqLink::Create({.endpoint = endpoint}, clock)).value();
-    auto rt = std::move(edge::EdgeRuntime::Create({.deadline_ms = 5000}, *model, *policy, *link,
-                                                  clock, [](const Answer&) {}))
-                  .value();
+    BenchEdge plain(m, endpoint, clock);
     MemorySource all(&frames, 0, frames.size(), 0);
     const double w0 = WallSeconds();
-    if (!edge::RunStream(all, *rt, clock, {}, nullptr).ok()) std::exit(1);
+    if (!edge::RunStream(all, *plain.runtime, clock, {}, nullptr).ok()) std::exit(1);
     frame_s = (WallSeconds() - w0) / static_cast<double>(frames.size());
   }
   harvest::HarvesterOptions o;
@@ -446,6 +439,7 @@ json HarvestOverhead(const splitnet::Manifest& m, const std::vector<trace::Sourc
   return j;
 }
 
+// Pre-encoded requests for real features at the default rate.
 std::vector<std::vector<std::uint8_t>> Requests(const splitnet::Manifest& m,
                                                 const std::vector<trace::SourceFrame>& frames,
                                                 std::vector<std::vector<float>>* decoded) {

@@ -149,6 +149,12 @@ void PackScore(msgpack::sbuffer& buffer, msgpack::packer<msgpack::sbuffer>& pk, 
   buffer.write(bytes, sizeof(bytes));
 }
 
+void PackBin(msgpack::packer<msgpack::sbuffer>& pk, const std::vector<std::uint8_t>& bytes) {
+  pk.pack_bin(static_cast<std::uint32_t>(bytes.size()));
+  pk.pack_bin_body(reinterpret_cast<const char*>(bytes.data()),
+                   static_cast<std::uint32_t>(bytes.size()));
+}
+
 }  // namespace
 
 std::vector<std::uint8_t> EncodeRequest(const Request& r) {
@@ -162,9 +168,7 @@ std::vector<std::uint8_t> EncodeRequest(const Request& r) {
   pk.pack(r.rate_index);
   pk.pack(r.deadline_ms);
   pk.pack(r.coding);
-  pk.pack_bin(static_cast<std::uint32_t>(r.payload.size()));
-  pk.pack_bin_body(reinterpret_cast<const char*>(r.payload.data()),
-                   static_cast<std::uint32_t>(r.payload.size()));
+  PackBin(pk, r.payload);
   return std::vector<std::uint8_t>(buffer.data(), buffer.data() + buffer.size());
 }
 
@@ -304,9 +308,7 @@ std::vector<std::uint8_t> EncodeHarvestChunk(const HarvestChunk& c) {
   pk.pack(c.index);
   pk.pack(c.count);
   pk.pack(c.model);
-  pk.pack_bin(static_cast<std::uint32_t>(c.payload.size()));
-  pk.pack_bin_body(reinterpret_cast<const char*>(c.payload.data()),
-                   static_cast<std::uint32_t>(c.payload.size()));
+  PackBin(pk, c.payload);
   return std::vector<std::uint8_t>(buffer.data(), buffer.data() + buffer.size());
 }
 
