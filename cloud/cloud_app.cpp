@@ -2,13 +2,26 @@
 
 #include <spdlog/spdlog.h>
 
+#include "cloud/cloud_metrics.h"
 #include "core/files.h"
+#include "metrics/metrics_server.h"
 #include "splitnet/manifest.h"
 #include "transport/curve_keys.h"
 
 namespace deepcut::cloud {
 
 cli::Outcome RunCloudApp(CloudAppOptions o, const std::atomic<bool>& stop) {
+  std::unique_ptr<metrics::MetricsServer> metrics;
+  if (!o.metrics_listen.empty()) {
+    auto started = metrics::MetricsServer::Start({.listen = o.metrics_listen});
+    if (!started.ok())
+      return cli::Fail(
+          cli::kExitBadOption,
+          Status(started.status().code(), "--metrics-listen: " + started.status().message()));
+    metrics = std::move(*started);
+    spdlog::info("metrics and health on http://{} (/metrics, /healthz, /ready)",
+                 metrics->address());
+  }
   if (!o.curve_key_file.empty()) {
     auto keys = transport::LoadServerCurveKeys(o.curve_key_file, o.accept_keys_path);
     if (!keys.ok()) return cli::Fail(cli::kExitBadOption, keys.status());
@@ -33,6 +46,13 @@ cli::Outcome RunCloudApp(CloudAppOptions o, const std::atomic<bool>& stop) {
         server.status());
   std::string endpoints;
   for (const auto& e : (*server)->endpoints()) endpoints += e + "\n";
+  if (metrics) {
+    // The collectable borrows the server: it goes before the server does.
+    metrics->Add(std::make_shared<CloudMetrics>(**server));
+    const CloudServer* serving = server->get();
+    metrics->SetReadiness([serving] { return serving->phase() == Phase::kServing; });
+    endpoints += "http://" + metrics->address() + "\n";
+  }
   spdlog::info("serving model {} on {} with {} threads{}", manifest->name,
                (*server)->endpoints().front(), o.server.threads,
                o.server.harvest_db.empty() ? "" : ", harvest store " + o.server.harvest_db);
@@ -42,6 +62,7 @@ cli::Outcome RunCloudApp(CloudAppOptions o, const std::atomic<bool>& stop) {
                        Status(written.code(), "--ready-file: " + written.message()));
   (*server)->Run(stop);
   const CloudStats s = (*server)->stats();
+  metrics.reset();  // before the server it reads
   spdlog::info(
       "stopped: received {}, answered {}, errors {}, busy {}, expired {}, refused keys {}, "
       "busy as hopeless {}",

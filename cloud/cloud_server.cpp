@@ -234,6 +234,7 @@ std::vector<CloudServer::Job> CloudServer::TakeBatch() {
     batch.push_back(std::move(queue_.front()));
     queue_.pop_front();
   }
+  in_service_ += static_cast<int>(batch.size());
   return batch;
 }
 
@@ -247,6 +248,8 @@ std::vector<std::vector<std::uint8_t>> CloudServer::Serve(TailWorker& worker,
   {
     std::lock_guard<std::mutex> lock(mutex_);
     stats_.batches++;
+    stats_.batch_size.Observe(static_cast<double>(batch.size()));
+    stats_.service_seconds.Observe(served.busy_us / 1e6);
     if (served.answered > 0) {
       const double per_request = static_cast<double>(served.busy_us) / served.answered;
       service_us_per_request_ = service_us_per_request_ == 0.0
@@ -297,6 +300,8 @@ void CloudServer::WorkerLoop(int index) {
       push.send(zmq::buffer(replies[i]),
                 i + 1 < batch.size() ? zmq::send_flags::sndmore : zmq::send_flags::none);
     }
+    std::lock_guard<std::mutex> lock(mutex_);
+    in_service_ -= static_cast<int>(batch.size());
   }
   push.close();
 }
@@ -304,6 +309,7 @@ void CloudServer::WorkerLoop(int index) {
 void CloudServer::SendReply(zmq::socket_t& router, const std::string& identity,
                             const std::vector<std::uint8_t>& reply) {
   try {
+    bytes_out_ += static_cast<std::int64_t>(reply.size());
     router.send(zmq::buffer(identity), zmq::send_flags::sndmore | zmq::send_flags::dontwait);
     router.send(zmq::buffer(reply), zmq::send_flags::dontwait);
   } catch (const zmq::error_t& e) {
@@ -316,9 +322,12 @@ void CloudServer::Refuse(zmq::socket_t& router, const std::string& identity,
   {
     std::lock_guard<std::mutex> lock(mutex_);
     stats_.received++;
+    CountEdge(peer);
     if (refusal.reply.status == transport::ReplyStatus::kBusy) {
       stats_.busy++;
       stats_.hopeless += refusal.reply.message != "queue full";
+    } else if (refusal.reply.status == transport::ReplyStatus::kDraining) {
+      stats_.draining++;
     } else {
       stats_.rejected++;
     }
@@ -384,6 +393,15 @@ void CloudServer::HandleRequest(zmq::socket_t& router, const std::string& identi
     return;
   }
   auto& request = std::get<transport::Request>(checked);
+  if (refuse_new_) {
+    last_refused_us_ = clock_.NowUs();
+    Refuse(
+        router, identity, peer,
+        Refusal{"draining", transport::Reply{.seq = request.seq,
+                                             .status = transport::ReplyStatus::kDraining,
+                                             .message = "draining: the cloud is shutting down"}});
+    return;
+  }
   std::optional<Refusal> busy;
   {
     std::lock_guard<std::mutex> lock(mutex_);
@@ -391,6 +409,7 @@ void CloudServer::HandleRequest(zmq::socket_t& router, const std::string& identi
     busy = service_.Admit(request, now, queue_.size(), service_us_per_request_);
     if (!busy) {
       stats_.received++;
+      CountEdge(peer);
       const TimeUs expires = TailService::ExpiresUs(request, now);
       queue_.push_back(Job{identity, peer, TailJob{std::move(request), now, expires}});
       return;
@@ -415,6 +434,7 @@ bool CloudServer::ReceiveOne(zmq::socket_t& router) {
   }
   const std::string id = identity.to_string();
   const std::string peer = PeerOf(frames > 0 ? body : identity);
+  bytes_in_ += static_cast<std::int64_t>(body.size());
   const std::span<const std::uint8_t> bytes(body.data<std::uint8_t>(), body.size());
   if (frames != 1) {
     Refuse(router, id, peer, service_.RefuseFrames(bytes, frames));
@@ -424,51 +444,99 @@ bool CloudServer::ReceiveOne(zmq::socket_t& router) {
   return true;
 }
 
-void CloudServer::Run(const std::atomic<bool>& stop) {
+void CloudServer::Step(int wait_ms) {
   zmq::pollitem_t items[] = {{static_cast<void*>(*router_), 0, ZMQ_POLLIN, 0},
                              {static_cast<void*>(*results_), 0, ZMQ_POLLIN, 0}};
-  TimeUs next_stats_us = clock_.NowUs() + static_cast<TimeUs>(options_.stats_interval_s * 1e6);
+  try {
+    // Waiting work: look at the sockets without blocking, then serve.
+    bool work_waiting;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      work_waiting = !queue_.empty();
+    }
+    zmq::poll(items, 2, std::chrono::milliseconds(work_waiting ? 0 : wait_ms));
+    // Replies first: they finish work already paid for.
+    while (items[1].revents & ZMQ_POLLIN) {
+      zmq::message_t identity, reply;
+      if (!results_->recv(identity, zmq::recv_flags::dontwait)) break;
+      for (;;) {
+        (void)results_->recv(reply);
+        const bool more = reply.more();
+        bytes_out_ += static_cast<std::int64_t>(reply.size());
+        router_->send(identity, zmq::send_flags::sndmore | zmq::send_flags::dontwait);
+        router_->send(reply, zmq::send_flags::dontwait);
+        if (!more) break;
+        (void)results_->recv(identity);
+      }
+    }
+    for (int i = 0; i < 256 && (items[0].revents & ZMQ_POLLIN); ++i)
+      if (!ReceiveOne(*router_)) break;
+    ServeInline(*router_);
+  } catch (const zmq::error_t& e) {
+    if (e.num() == ETERM) return;
+    if (e.num() != EINTR) spdlog::warn("socket error: {}", e.what());
+  }
+  refusals_.Flush();
+}
+
+void CloudServer::LogStats(CloudStats& last) {
+  if (options_.stats_interval_s <= 0 || clock_.NowUs() < next_stats_us_) return;
+  CloudStats s = stats();
+  spdlog::info("served {} (+{}), errors {}, busy {}, expired {}, mean batch {:.1f}", s.answered,
+               s.answered - last.answered, s.rejected, s.busy, s.expired,
+               s.batches ? double(s.answered) / s.batches : 0.0);
+  last = s;
+  next_stats_us_ += static_cast<TimeUs>(options_.stats_interval_s * 1e6);
+}
+
+void CloudServer::Run(const std::atomic<bool>& stop) {
+  next_stats_us_ = clock_.NowUs() + static_cast<TimeUs>(options_.stats_interval_s * 1e6);
   CloudStats last;
   while (!stop.load()) {
-    try {
-      // Waiting work: look at the sockets without blocking, then serve.
-      bool work_waiting;
-      {
-        std::lock_guard<std::mutex> lock(mutex_);
-        work_waiting = !queue_.empty();
-      }
-      zmq::poll(items, 2, std::chrono::milliseconds(work_waiting ? 0 : 100));
-      // Replies first: they finish work already paid for.
-      while (items[1].revents & ZMQ_POLLIN) {
-        zmq::message_t identity, reply;
-        if (!results_->recv(identity, zmq::recv_flags::dontwait)) break;
-        for (;;) {
-          (void)results_->recv(reply);
-          const bool more = reply.more();
-          router_->send(identity, zmq::send_flags::sndmore | zmq::send_flags::dontwait);
-          router_->send(reply, zmq::send_flags::dontwait);
-          if (!more) break;
-          (void)results_->recv(identity);
-        }
-      }
-      for (int i = 0; i < 256 && (items[0].revents & ZMQ_POLLIN); ++i)
-        if (!ReceiveOne(*router_)) break;
-      ServeInline(*router_);
-    } catch (const zmq::error_t& e) {
-      if (e.num() == ETERM) break;
-      if (e.num() == EINTR) continue;  // a signal; `stop` says whether to go on
-      spdlog::warn("socket error: {}", e.what());
-    }
-    refusals_.Flush();
-    if (options_.stats_interval_s > 0 && clock_.NowUs() >= next_stats_us) {
-      CloudStats s = stats();
-      spdlog::info("served {} (+{}), errors {}, busy {}, expired {}, mean batch {:.1f}", s.answered,
-                   s.answered - last.answered, s.rejected, s.busy, s.expired,
-                   s.batches ? double(s.answered) / s.batches : 0.0);
-      last = s;
-      next_stats_us += static_cast<TimeUs>(options_.stats_interval_s * 1e6);
-    }
+    Step(100);
+    LogStats(last);
   }
+  DrainAndStop();
+}
+
+void CloudServer::DrainAndStop() {
+  phase_ = Phase::kDraining;
+  const TimeUs started = clock_.NowUs();
+  const TimeUs refuse_at = started + static_cast<TimeUs>(options_.drain_delay_s * 1e6);
+  const TimeUs give_up = refuse_at + static_cast<TimeUs>(options_.drain_timeout_s * 1e6);
+  spdlog::info("draining: not ready; serving {:.1f} s more, then refusing new requests",
+               options_.drain_delay_s);
+  auto busy = [this] {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return !queue_.empty() || in_service_ > 0;
+  };
+  // The delay: serve as usual while whoever probes readiness notices.
+  while (clock_.NowUs() < refuse_at) Step(10);
+  refuse_new_ = true;
+  // Every request that comes now is answered "draining"; the queue is served.
+  // The socket stays open until the edges have stopped sending (none for
+  // drain_quiet_s): each has had a "draining" reply and moved on its own,
+  // while its old connection still held, rather than finding it closed.
+  last_refused_us_ = clock_.NowUs();
+  const auto quiet_us = static_cast<TimeUs>(options_.drain_quiet_s * 1e6);
+  while ((busy() || clock_.NowUs() - last_refused_us_ < quiet_us) && clock_.NowUs() < give_up)
+    Step(5);
+  // The workers' last replies may still be on their way to this thread.
+  for (int i = 0; i < 3; ++i) Step(5);
+  std::int64_t dropped = 0;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    dropped = static_cast<std::int64_t>(queue_.size());
+  }
+  const CloudStats s = stats();
+  spdlog::info("drained in {:.2f} s: {} draining replies, {} requests left unanswered",
+               (clock_.NowUs() - started) / 1e6, s.draining, dropped);
+  // The replies sent last must leave before the socket closes.
+  try {
+    router_->set(zmq::sockopt::linger, 1000);
+  } catch (const zmq::error_t&) {
+  }
+  phase_ = Phase::kStopped;
 }
 
 void CloudServer::ServeInline(zmq::socket_t& router) {
@@ -486,11 +554,26 @@ void CloudServer::ServeInline(zmq::socket_t& router) {
   }
   const auto replies = Serve(*inline_worker_, batch);
   for (size_t i = 0; i < batch.size(); ++i) SendReply(router, batch[i].identity, replies[i]);
+  std::lock_guard<std::mutex> lock(mutex_);
+  in_service_ -= static_cast<int>(batch.size());
+}
+
+void CloudServer::CountEdge(const std::string& peer) {
+  auto it = stats_.by_edge.find(peer);
+  if (it == stats_.by_edge.end())
+    it = stats_.by_edge.size() < kMaxEdgesCounted
+             ? stats_.by_edge.emplace(peer, 0).first
+             : stats_.by_edge.try_emplace(kOtherEdges, 0).first;
+  it->second++;
 }
 
 CloudStats CloudServer::stats() const {
   std::lock_guard<std::mutex> lock(mutex_);
-  return stats_;
+  CloudStats s = stats_;
+  s.queue_depth = static_cast<std::int64_t>(queue_.size());
+  s.bytes_in = bytes_in_.load();
+  s.bytes_out = bytes_out_.load();
+  return s;
 }
 
 }  // namespace deepcut::cloud

@@ -35,6 +35,15 @@
 // writes them to the cloud's SQLite store and sends the acks back through the
 // socket thread, so a commit never holds up a request.
 //
+// Graceful drain: when `stop` becomes true, Run() does not return at once.
+// The server stops being ready (phase() kDraining; the metrics port's /ready
+// says 503) and keeps serving for `drain_delay_s`, so that load balancers and
+// Kubernetes see it leave before anything is refused; then it answers every
+// new request with a "draining" reply (the edge sends it to another replica),
+// answers what it had queued, sends the last replies (with a linger) and
+// returns once no request has come for `drain_quiet_s` (the edges have all
+// moved), at most `drain_timeout_s` after the delay.
+//
 // Ownership: Create() binds and starts the workers (and the ZAP and harvest
 // threads); the destructor stops and joins them.
 #pragma once
@@ -43,6 +52,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -56,6 +66,7 @@
 #include "core/clock.h"
 #include "core/status.h"
 #include "harvest/sink.h"
+#include "metrics/families.h"
 #include "splitnet/manifest.h"
 #include "splitnet/split_model.h"
 #include "transport/protocol.h"
@@ -83,7 +94,18 @@ struct CloudOptions {
   // The cloud's harvest store (SQLite, docs/harvest.md); empty: harvested
   // frames are not acknowledged (the edges keep them and try again later).
   std::string harvest_db;
+  // Graceful drain (above): serve on while not ready this long, then refuse
+  // new requests with "draining" and finish the queue within the timeout.
+  double drain_delay_s = 0.0;
+  double drain_timeout_s = 10.0;
+  // ... and once the queue is empty, close when no request came this long.
+  double drain_quiet_s = 0.3;
 };
+
+// Distinct edge addresses counted one by one in CloudStats::by_edge; the rest
+// are counted together, so that the metrics' cardinality stays bounded.
+inline constexpr size_t kMaxEdgesCounted = 32;
+inline constexpr const char* kOtherEdges = "other";
 
 struct CloudStats {
   std::int64_t received = 0;
@@ -94,8 +116,19 @@ struct CloudStats {
   std::int64_t expired = 0;   // shed: the deadline passed while queued
   std::int64_t batches = 0;
   std::int64_t refused_keys = 0;  // CURVE handshakes refused by the ZAP handler
+  std::int64_t draining = 0;      // "draining" replies (after SIGTERM)
+  std::int64_t queue_depth = 0;   // requests waiting now
+  std::int64_t bytes_in = 0;      // message bytes received (ZeroMQ framing not included)
+  std::int64_t bytes_out = 0;     // message bytes sent
   harvest::SinkCounters harvest;  // harvested frames (with a harvest store)
+  // Requests per batch, and each batch's time in the tail (seconds).
+  metrics::Histogram batch_size{metrics::ExponentialBounds(1, 2, 11)};
+  metrics::Histogram service_seconds{metrics::ExponentialBounds(0.0001, 2, 16)};
+  // Requests received by edge address (at most kMaxEdgesCounted, then kOtherEdges).
+  std::map<std::string, std::int64_t> by_edge;
 };
+
+enum class Phase { kServing, kDraining, kStopped };
 
 class CloudServer {
  public:
@@ -108,8 +141,11 @@ class CloudServer {
   // The endpoints actually bound (a `*` port resolved).
   const std::vector<std::string>& endpoints() const { return endpoints_; }
   // Serves until `stop` becomes true.
+  // Serves until `stop` becomes true, then drains (above) and returns.
   void Run(const std::atomic<bool>& stop);
   CloudStats stats() const;
+  // kServing: ready for new edges; kDraining: after `stop`; kStopped: Run returned.
+  Phase phase() const { return phase_.load(); }
 
  private:
   struct Job {
@@ -140,6 +176,14 @@ class CloudServer {
               const Refusal& refusal);
   void SendReply(zmq::socket_t& router, const std::string& identity,
                  const std::vector<std::uint8_t>& reply);
+  // One pass of the socket loop: replies from the workers, new messages, an
+  // inline batch. `wait_ms`: the longest it may block for a message.
+  void Step(int wait_ms);
+  // After `stop`: not ready, the delay, "draining" replies, the queue emptied.
+  void DrainAndStop();
+  void LogStats(CloudStats& last);
+  // Counts a request from `peer` in stats_.by_edge; mutex_ held.
+  void CountEdge(const std::string& peer);
 
   CloudOptions options_;
   splitnet::Manifest manifest_;
@@ -169,6 +213,12 @@ class CloudServer {
   std::deque<Job> queue_;
   bool stopping_ = false;
   int idle_workers_ = 0;  // worker threads waiting for work
+  int in_service_ = 0;    // requests taken from the queue whose replies have not left
+  std::atomic<Phase> phase_{Phase::kServing};
+  bool refuse_new_ = false;     // socket thread only: reply "draining" to new requests
+  TimeUs last_refused_us_ = 0;  // socket thread only: the last "draining" reply
+  TimeUs next_stats_us_ = 0;
+  std::atomic<std::int64_t> bytes_in_{0}, bytes_out_{0};
   // Recent worker time per request (batch time / batch size), EWMA; 0 until
   // the first batch. Admission uses it to foresee the wait in the queue.
   double service_us_per_request_ = 0.0;

@@ -37,6 +37,20 @@ int main(int argc, char** argv) {
   app.add_option("--harvest-db", options.harvest_db,
                  "keep the frames edges harvest for retraining in this SQLite store (created if "
                  "absent; docs/harvest.md); default: none, uploads are not acknowledged");
+  app.add_option("--metrics-listen", o.metrics_listen,
+                 "serve Prometheus metrics (/metrics) and liveness and readiness probes (/healthz, "
+                 "/ready) over HTTP at HOST:PORT, e.g. 0.0.0.0:9100 (port 0: a free one; "
+                 "docs/operations.md); default: off");
+  app.add_option("--drain-delay-s", options.drain_delay_s,
+                 "on SIGTERM: serve on this long while /ready says 503, so that load balancers "
+                 "see the replica leave")
+      ->capture_default_str()
+      ->check(cli::Between(0, 3600));
+  app.add_option("--drain-timeout-s", options.drain_timeout_s,
+                 "on SIGTERM, after the delay: answer new requests 'draining' and finish the "
+                 "queue within this long, then exit 0")
+      ->capture_default_str()
+      ->check(cli::Between(0, 3600));
   cli::AddLogLevel(app, log_level);
   auto* curve_key_option = app.add_option(
       "--curve-key", o.curve_key_file,

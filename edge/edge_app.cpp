@@ -9,9 +9,11 @@
 #include "core/units.h"
 #include "edge/answer_log.h"
 #include "edge/control.h"
+#include "edge/edge_metrics.h"
+#include "metrics/metrics_server.h"
 #include "splitnet/manifest.h"
 #include "transport/curve_keys.h"
-#include "transport/zmq_link.h"
+#include "transport/multi_link.h"
 
 namespace deepcut::edge {
 namespace {
@@ -23,10 +25,15 @@ Status Named(const std::string& what, const Status& s) {
 }
 
 nlohmann::json CountersJson(const EdgeCounters& c) {
-  return {{"offloads_sent", c.offloads_sent}, {"replies_in_time", c.replies_in_time},
-          {"replies_late", c.replies_late},   {"replies_malformed", c.replies_malformed},
-          {"replies_error", c.replies_error}, {"replies_busy", c.replies_busy},
-          {"reconnects", c.reconnects}};
+  return {{"offloads_sent", c.offloads_sent},
+          {"replies_in_time", c.replies_in_time},
+          {"replies_late", c.replies_late},
+          {"replies_malformed", c.replies_malformed},
+          {"replies_error", c.replies_error},
+          {"replies_busy", c.replies_busy},
+          {"reconnects", c.reconnects},
+          {"replies_draining", c.replies_draining},
+          {"resent", c.resent}};
 }
 
 nlohmann::json HarvestJson(const harvest::Harvester& h, const std::string& sampler) {
@@ -77,8 +84,22 @@ cli::Outcome RunEdgeApp(EdgeAppOptions o, const std::atomic<bool>& stop) {
   auto policy = scheduler::MakePolicy(o.policy);
   if (!policy.ok()) return Fail(cli::kExitBadOption, Named("--policy", policy.status()));
 
+  std::unique_ptr<metrics::MetricsServer> metrics_server;
+  std::shared_ptr<EdgeMetrics> metrics;
+  if (!o.metrics_listen.empty()) {
+    auto started = metrics::MetricsServer::Start({.listen = o.metrics_listen});
+    if (!started.ok())
+      return Fail(cli::kExitBadOption, Named("--metrics-listen", started.status()));
+    metrics_server = std::move(*started);
+    metrics = std::make_shared<EdgeMetrics>();
+    metrics_server->Add(metrics);
+    spdlog::info("metrics and health on http://{} (/metrics, /healthz, /ready)",
+                 metrics_server->address());
+  }
+  auto endpoints = transport::ParseEndpointList(o.cloud_endpoint);
+  if (!endpoints.ok()) return Fail(cli::kExitBadOption, Named("--cloud", endpoints.status()));
   RealClock clock;
-  transport::ZmqLinkOptions link_options{.endpoint = o.cloud_endpoint};
+  transport::ZmqLinkOptions link_options;
   if (!o.cloud_key_file.empty()) {
     auto keys = transport::LoadClientCurveKeys(o.cloud_key_file, o.curve_key_file);
     if (!keys.ok()) return Fail(cli::kExitBadOption, keys.status());
@@ -88,7 +109,9 @@ cli::Outcome RunEdgeApp(EdgeAppOptions o, const std::atomic<bool>& stop) {
     spdlog::info("CURVE on: cloud key {}, edge key {}", keys->server_public_key,
                  keys->own.public_key);
   }
-  auto link = transport::ZmqLink::Create(link_options, clock);
+  auto link = transport::MultiLink::Create(
+      {.endpoints = *endpoints, .link = link_options, .resolve_interval_s = o.resolve_interval_s},
+      clock);
   if (!link.ok()) return Fail(cli::kExitBadOption, Named("--cloud", link.status()));
   auto source = trace::OpenSource(o.source);
   if (!source.ok()) return Fail(cli::kExitBadInput, Named("--source", source.status()));
@@ -103,8 +126,11 @@ cli::Outcome RunEdgeApp(EdgeAppOptions o, const std::atomic<bool>& stop) {
        .expected_frames = expected},
       manifest->classes);
   if (!log.ok()) return Fail(cli::kExitBadOption, log.status());
-  auto runtime = EdgeRuntime::Create(o.runtime, **model, **policy, **link, clock,
-                                     [&](const Answer& a) { (*log)->Record(a); });
+  auto runtime =
+      EdgeRuntime::Create(o.runtime, **model, **policy, **link, clock, [&](const Answer& a) {
+        (*log)->Record(a);
+        if (metrics) metrics->OnAnswer(a);
+      });
   if (!runtime.ok()) return Fail(cli::kExitBadOption, runtime.status());
   std::unique_ptr<ExrayRecorder> recorder;
   if (!o.exray.dir.empty()) {
@@ -154,9 +180,26 @@ cli::Outcome RunEdgeApp(EdgeAppOptions o, const std::atomic<bool>& stop) {
     spdlog::info("control endpoint {}", control->endpoint());
   }
 
+  const scheduler::BandwidthEstimator* estimator = (*policy)->estimator();
+  auto snapshot = [&] {
+    if (!metrics) return;
+    EdgeSnapshot s{.counters = (*runtime)->counters(),
+                   .in_flight = (*runtime)->in_flight(),
+                   .budget_bps = control ? control->budget_bps() : *budget,
+                   .replicas = (*link)->replicas(),
+                   .link = (*link)->counters()};
+    if (estimator && estimator->HasSamples()) {
+      s.bandwidth_bps = estimator->EstimateBps();
+      s.rtt_s = estimator->SmoothedRttUs() / 1e6;
+    }
+    metrics->Update(std::move(s));
+  };
+  if (metrics_server) metrics_server->SetReadiness([] { return true; });
   auto run = RunStream(**source, **runtime, clock, o.stream, &stop, [&] {
     if (control) control->Poll();
+    snapshot();
   });
+  snapshot();
   if (!run.ok()) return Fail(cli::kExitFailed, Named("run failed", run.status()));
   if (harvester && o.harvest_finish_s > 0 && !stop.load())
     (*runtime)->FinishUploads(clock.NowUs() + static_cast<TimeUs>(o.harvest_finish_s * 1e6));

@@ -23,10 +23,14 @@
 namespace deepcut::edge {
 
 struct EdgeAppOptions {
-  std::string cloud_endpoint;  // e.g. tcp://127.0.0.1:5555
-  std::string cloud_key_file;  // the cloud's CURVE .pub; empty: plaintext
-  std::string curve_key_file;  // this edge's CURVE .key (with cloud_key_file)
-  std::string model_dir;       // model package
+  // One or more, comma-separated, e.g. tcp://10.0.0.5:5555,tcp://10.0.0.6:5555;
+  // a name that resolves to several addresses stands for each of them.
+  std::string cloud_endpoint;
+  double resolve_interval_s = 10.0;  // names in cloud_endpoint resolved again this often
+  std::string metrics_listen;        // HOST:PORT of /metrics, /healthz, /ready; empty: none
+  std::string cloud_key_file;        // the cloud's CURVE .pub; empty: plaintext
+  std::string curve_key_file;        // this edge's CURVE .key (with cloud_key_file)
+  std::string model_dir;             // model package
   std::string policy_name = "deepcut";
   std::string policy_weights;     // learned: the network (default: the package's policy.json)
   std::string budget_text = "0";  // bit/s with suffixes; 0: unlimited

@@ -127,6 +127,7 @@ Status EdgeRuntime::Validate() const {
   if (options_.guard_ms < 0 || options_.guard_ms >= options_.deadline_ms)
     return InvalidArgument("guard must be >= 0 and smaller than the deadline");
   if (options_.max_in_flight < 1) return InvalidArgument("max in flight must be >= 1");
+  if (options_.max_resends < 0) return InvalidArgument("max resends must be >= 0");
   if (options_.thumbnail_size < 1 || options_.thumbnail_size > 256)
     return InvalidArgument("thumbnail size must be 1..256");
   return Status::Ok();
@@ -297,8 +298,8 @@ Result<EdgeRuntime::Routed> EdgeRuntime::Route(const trace::SourceFrame& frame, 
   const TimeUs guard_us = static_cast<TimeUs>(options_.guard_ms * 1000.0);
   // The frame may be a view of the source's buffer: a pending one is kept whole.
   if (harvest) harvest->image = harvest->image.clone();
-  pending_[seq] =
-      Pending{answer, answer.deadline_us - guard_us, std::move(features), std::move(harvest)};
+  pending_[seq] = Pending{answer, answer.deadline_us - guard_us, std::move(features),
+                          std::move(harvest), std::move(request)};
   policy_.OnSent(seq, clock_.NowUs(), answer.uplink_bytes);
   return Routed{rate_index, "offload"};
 }
@@ -382,12 +383,19 @@ void EdgeRuntime::HandleReply(const std::vector<std::uint8_t>& bytes) {
   consecutive_misses_ = 0;
   last_heard_us_ = clock_.NowUs();
   const transport::Reply& reply = *decoded;
-  // The oldest pending request whose low 16 bits match (pending_ is ordered).
-  auto it = pending_.begin();
-  while (it != pending_.end() && static_cast<std::uint16_t>(it->first) != reply.seq) ++it;
+  auto it = FindPending(reply.seq);
   if (it == pending_.end()) {
     ++counters_.replies_late;
     HandleLateReply(reply);
+    return;
+  }
+  if (reply.status == transport::ReplyStatus::kDraining) {
+    // That replica takes nothing new: the same request goes to another one
+    // (the link no longer picks this one) while the deadline allows; at the
+    // deadline the fallback answers, as for any request left unanswered.
+    ++counters_.replies_draining;
+    resend_.push_back(it->first);
+    Resend();
     return;
   }
   Answer answer = it->second.fallback;
@@ -411,6 +419,7 @@ void EdgeRuntime::HandleReply(const std::vector<std::uint8_t>& bytes) {
       if (answer.frame_id > last_cloud_.frame_id)
         last_cloud_ = CloudAnswer{answer.frame_id, answer.class_id, answer.confidence};
       break;
+    case transport::ReplyStatus::kDraining:  // handled above
     case transport::ReplyStatus::kBusy:
       ++counters_.replies_busy;
       answer.reason = Reason::kCloudBusy;
@@ -469,9 +478,51 @@ void EdgeRuntime::Notify(std::uint64_t seq, const Pending& p, scheduler::Outcome
   policy_.OnOutcome(f);
 }
 
+std::map<std::uint64_t, EdgeRuntime::Pending>::iterator EdgeRuntime::FindPending(
+    std::uint16_t seq) {
+  // The oldest pending request whose low 16 bits match (pending_ is ordered).
+  auto it = pending_.begin();
+  while (it != pending_.end() && static_cast<std::uint16_t>(it->first) != seq) ++it;
+  return it;
+}
+
+void EdgeRuntime::Resend() {
+  for (std::uint16_t lost : link_.TakeLost())
+    if (auto it = FindPending(lost); it != pending_.end()) resend_.push_back(it->first);
+  if (resend_.empty()) return;
+  const TimeUs now = clock_.NowUs();
+  std::vector<std::uint64_t> waiting;
+  for (std::uint64_t seq : resend_) {
+    auto it = pending_.find(seq);
+    // Answered, too late, or sent again often enough (a replica that keeps
+    // dropping it): the deadline's fallback answers it.
+    if (it == pending_.end() || it->second.fire_us <= now ||
+        it->second.resends >= options_.max_resends)
+      continue;
+    if (std::find(waiting.begin(), waiting.end(), seq) != waiting.end()) continue;
+    Pending& p = it->second;
+    p.request.deadline_ms = static_cast<std::uint32_t>(std::min<TimeUs>(
+        std::max<TimeUs>(0, p.fallback.deadline_us - now) / 1000, transport::kMaxDeadlineMs));
+    const auto message = transport::EncodeRequest(p.request);
+    if (!link_.Send(message).ok()) {
+      waiting.push_back(seq);  // no replica takes it now: tried again shortly
+      continue;
+    }
+    ++counters_.resent;
+    ++p.resends;
+    const auto bytes = static_cast<std::int64_t>(link_.WireBytes(message.size()));
+    p.fallback.uplink_bytes += bytes;
+    policy_.OnOtherSent(bytes, now);
+  }
+  resend_ = std::move(waiting);
+}
+
 bool EdgeRuntime::PumpOnce(TimeUs until_us) {
   MaybeUpload();
-  const TimeUs wake_us = std::min(until_us, NextFireUs());
+  Resend();
+  TimeUs wake_us = std::min(until_us, NextFireUs());
+  // Requests waiting to be sent again: look again soon for a replica that takes them.
+  if (!resend_.empty()) wake_us = std::min(wake_us, clock_.NowUs() + 5'000);
   if (auto message = link_.Receive(wake_us)) {
     HandleReply(*message);
     ExpireDue();

@@ -10,6 +10,13 @@
 // exactly one Answer through the callback. The policy hears what became of
 // each offload (sent, answered, late, lost, busy, error).
 //
+// Failover (docs/operations.md): a "draining" reply (the replica is shutting
+// down) and a request the link reports lost (its replica's connection
+// dropped) are sent again at once, with the same seq and the time left, while
+// the frame's deadline allows; the link routes them to another replica. Only
+// one reply per frame is ever used, so a frame is neither lost nor answered
+// twice; the bytes sent again count in the frame's uplink bytes.
+//
 // The same code runs in real time (RealClock, ZmqLink) and in virtual-time
 // replay (VirtualClock, simulated link): it reads time only from the Clock and
 // talks to the cloud only through the CloudLink.
@@ -47,6 +54,7 @@ struct EdgeOptions {
   int max_in_flight = 8;           // offloads awaiting a reply
   std::string rate;                // codec rate name; empty: the manifest's default
   double guard_ms = 2.0;           // the fallback is delivered this long before the deadline
+  int max_resends = 3;             // a frame's request sent again at most this often (failover)
   int reconnect_after_misses = 3;  // consecutive unanswered offloads before reopening the socket
   // ... and only after this long without a word from the cloud: a cloud that is
   // alive but slow still sends (late) replies, and reopening would waste them.
@@ -71,6 +79,8 @@ struct EdgeCounters {
   std::int64_t replies_error = 0;
   std::int64_t replies_busy = 0;
   std::int64_t reconnects = 0;
+  std::int64_t replies_draining = 0;
+  std::int64_t resent = 0;  // requests sent again (after "draining", or lost with a replica)
 };
 
 // The request that offloads `encoded` features at rate `rate_index` (the
@@ -146,6 +156,8 @@ class EdgeRuntime {
     TimeUs fire_us;               // when the fallback is delivered
     std::vector<float> features;  // for the policy's scene reference
     std::optional<harvest::HarvestFrame> harvest;  // offered once the frame is answered
+    transport::Request request;                    // as sent, for sending again
+    int resends = 0;
   };
   // The cloud's newest answer, reused for unchanged scenes.
   struct CloudAnswer {
@@ -172,6 +184,10 @@ class EdgeRuntime {
   // past `until_us`; returns false if nothing happened before `until_us`.
   bool PumpOnce(TimeUs until_us);
   void HandleReply(const std::vector<std::uint8_t>& bytes);
+  // Sends the requests in resend_ again (those the link takes); the rest wait.
+  void Resend();
+  // The pending request whose low 16 bits are `seq`.
+  std::map<std::uint64_t, Pending>::iterator FindPending(std::uint16_t seq);
   void HandleLateReply(const transport::Reply& reply);
   void Notify(std::uint64_t seq, const Pending& p, scheduler::Outcome outcome,
               const transport::Reply* reply);
@@ -204,6 +220,7 @@ class EdgeRuntime {
   int rate_index_ = 0;
   std::uint64_t next_seq_ = 1;
   std::map<std::uint64_t, Pending> pending_;  // by sequence number
+  std::vector<std::uint64_t> resend_;         // pending requests to send again
   // Requests whose fallback was delivered, kept a while for late replies.
   std::deque<std::pair<std::uint64_t, Pending>> expired_;
   CloudAnswer last_cloud_;

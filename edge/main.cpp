@@ -11,8 +11,18 @@ int main(int argc, char** argv) {
   CLI::App app{"DeepCut edge: split inference on the device, offload to deepcut-cloud"};
   edge::EdgeAppOptions o;
   std::string log_level = "info";
-  app.add_option("--cloud", o.cloud_endpoint, "cloud endpoint, e.g. tcp://127.0.0.1:5555")
+  app.add_option("--cloud", o.cloud_endpoint,
+                 "cloud endpoint(s), comma-separated, e.g. tcp://127.0.0.1:5555; offloads are "
+                 "spread over them, and a name that resolves to several addresses (a headless "
+                 "Service) stands for all of them (docs/operations.md)")
       ->required();
+  app.add_option("--resolve-interval-s", o.resolve_interval_s,
+                 "resolve the names in --cloud again this often (and when no replica answers)")
+      ->capture_default_str()
+      ->check(cli::Between(0.1, 86400));
+  app.add_option("--metrics-listen", o.metrics_listen,
+                 "serve Prometheus metrics (/metrics) and health probes (/healthz, /ready) over "
+                 "HTTP at HOST:PORT (port 0: a free one); default: off");
   auto* cloud_key = app.add_option("--cloud-key", o.cloud_key_file,
                                    "the cloud's CURVE public key (its .pub file): encrypt the "
                                    "link (needs --curve-key; default: plaintext)");

@@ -114,6 +114,7 @@ class BudgetedPolicy : public OffloadPolicy {
     budget_.SetBudget(budget_bps, now_us);
   }
   const SceneDetector* scene() const override { return &scene_; }
+  const BandwidthEstimator* estimator() const override { return &estimator_; }
 
  protected:
   virtual void Sent(TimeUs /*now_us*/) {}

@@ -115,6 +115,8 @@ class OffloadPolicy {
   virtual void SetBudget(double /*budget_bps*/, TimeUs /*now_us*/) {}
   // The scene detector, for policies that keep one (the oracle reuses its calibration).
   virtual const SceneDetector* scene() const { return nullptr; }
+  // The link estimate, for policies that keep one (what the metrics report).
+  virtual const BandwidthEstimator* estimator() const { return nullptr; }
 };
 
 // What a policy may know about the model (from its manifest).

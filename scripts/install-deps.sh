@@ -11,12 +11,12 @@ run_packages=(
   build-essential cmake pkg-config git
   cppzmq-dev libzmq3-dev libmsgpack-cxx-dev libopencv-dev libzstd-dev
   libspdlog-dev libcli11-dev nlohmann-json3-dev zlib1g-dev libbenchmark-dev
-  libgtest-dev libgmock-dev libeigen3-dev libsqlite3-dev
+  libgtest-dev libgmock-dev libeigen3-dev libsqlite3-dev prometheus-cpp-dev libcivetweb-dev
   dataset-fashion-mnist python3 python3-matplotlib python3-numpy
 )
 # Tests also train a tiny model (python3-torch) and read the sample videos.
 test_packages=(python3-torch python3-numpy python3-onnx python3-opencv python3-matplotlib opencv-doc clang-format
-  python3-zmq python3-msgpack python3-zstandard)
+  python3-zmq python3-msgpack python3-zstandard python3-yaml haproxy prometheus)
 # The fuzz targets are built with clang's -fsanitize=fuzzer,address,undefined.
 fuzz_packages=(clang libclang-rt-14-dev)
 

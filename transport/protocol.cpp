@@ -273,7 +273,7 @@ Result<Reply> DecodeReply(std::span<const std::uint8_t> bytes) {
   FieldReader f(handle.get(), "reply");
   Reply r;
   r.seq = static_cast<std::uint16_t>(f.Int(2, "seq", 0, UINT16_MAX));
-  r.status = static_cast<ReplyStatus>(f.Int(3, "status", 0, 2));
+  r.status = static_cast<ReplyStatus>(f.Int(3, "status", 0, 3));
   r.message = f.Str(4, "message", kMaxReplyMessageBytes, true);
   r.class_id = static_cast<int>(f.Int(5, "class_id", -1, 1 << 20));
   if (const auto* top = f.Array(6, "top", 0, kMaxTopScores)) {

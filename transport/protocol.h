@@ -46,6 +46,9 @@ enum class ReplyStatus : int {
   kOk = 0,
   kError = 1,  // malformed or unanswerable request; `message` says why
   kBusy = 2,   // shed (queue full or deadline passed in the queue): answer locally
+  // The cloud is shutting down (SIGTERM) and admits nothing new; what it had
+  // queued is still answered. Send this request to another replica at once.
+  kDraining = 3,
 };
 
 struct ScoredClass {

@@ -13,6 +13,8 @@ namespace {
 constexpr int kHandshakeFailedEvents = ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL |
                                        ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
                                        ZMQ_EVENT_HANDSHAKE_FAILED_AUTH;
+constexpr int kMonitoredEvents =
+    kHandshakeFailedEvents | ZMQ_EVENT_HANDSHAKE_SUCCEEDED | ZMQ_EVENT_DISCONNECTED;
 constexpr TimeUs kMonitorCheckPeriodUs = 20'000;
 constexpr TimeUs kFailureLogPeriodUs = 60'000'000;
 
@@ -59,7 +61,7 @@ Status ZmqLink::Open() {
     // Watch for refused handshakes before the first connection attempt.
     const std::string monitor_endpoint =
         "inproc://deepcut-link-monitor-" + std::to_string(monitor_serial_++);
-    if (zmq_socket_monitor(socket->handle(), monitor_endpoint.c_str(), kHandshakeFailedEvents) != 0)
+    if (zmq_socket_monitor(socket->handle(), monitor_endpoint.c_str(), kMonitoredEvents) != 0)
       throw zmq::error_t();
     auto monitor = std::make_unique<zmq::socket_t>(context_, zmq::socket_type::pair);
     monitor->set(zmq::sockopt::linger, 0);
@@ -92,6 +94,16 @@ void ZmqLink::CheckHandshake() {
       std::uint32_t value;
       std::memcpy(&id, event.data(), sizeof id);
       std::memcpy(&value, event.data<std::uint8_t>() + 2, sizeof value);
+      if (id == ZMQ_EVENT_HANDSHAKE_SUCCEEDED) {
+        ++connections_;
+        connected_ = true;
+        continue;
+      }
+      if (id == ZMQ_EVENT_DISCONNECTED) {
+        ++disconnects_;
+        connected_ = false;
+        continue;
+      }
       if (retry_at_us_ < 0)
         retry_at_us_ = now + TimeUs{options_.handshake_retry_interval_ms} * 1000;
       if (failure_logged_ && now - failure_logged_us_ < kFailureLogPeriodUs) continue;
@@ -128,6 +140,23 @@ Status ZmqLink::Send(std::span<const std::uint8_t> message) {
   }
 }
 
+std::optional<std::vector<std::uint8_t>> ZmqLink::TryReceive() {
+  CheckHandshake();
+  if (!socket_) return std::nullopt;
+  try {
+    zmq::message_t msg;
+    if (socket_->recv(msg, zmq::recv_flags::dontwait))
+      return std::vector<std::uint8_t>(msg.data<std::uint8_t>(),
+                                       msg.data<std::uint8_t>() + msg.size());
+  } catch (const zmq::error_t&) {
+  }
+  return std::nullopt;
+}
+
+zmq::pollitem_t ZmqLink::PollItem() {
+  return {socket_ ? static_cast<void*>(*socket_) : nullptr, 0, ZMQ_POLLIN, 0};
+}
+
 std::optional<std::vector<std::uint8_t>> ZmqLink::Receive(TimeUs until_us) {
   CheckHandshake();
   if (!socket_) return std::nullopt;
@@ -158,6 +187,8 @@ void ZmqLink::Reconnect() {
   monitor_.reset();
   if (socket_) socket_->close();
   socket_.reset();
+  if (connected_) ++disconnects_;  // the old socket's connection is gone with it
+  connected_ = false;
   (void)Open();  // the endpoint was valid at Create, so this only fails if ZeroMQ is shutting down
 }
 

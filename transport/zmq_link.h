@@ -18,6 +18,10 @@
 // socket `handshake_retry_interval_ms` later, so that the edge gets in once the
 // cloud accepts its key, without a restart.
 //
+// The same monitor counts the connections made and lost (connections(),
+// disconnects()), which is how MultiLink (transport/multi_link.h) learns that
+// a replica went away with requests on it, or came back as a new process.
+//
 // Thread-safety: none; one thread uses the link (it owns the sockets).
 #pragma once
 
@@ -30,9 +34,11 @@
 namespace deepcut::transport {
 
 struct ZmqLinkOptions {
-  std::string endpoint;             // e.g. tcp://127.0.0.1:5555
-  int send_high_water_mark = 256;   // messages queued towards the cloud before Send refuses
-  int reconnect_interval_ms = 100;  // ZeroMQ's first reconnect delay
+  std::string endpoint;            // e.g. tcp://127.0.0.1:5555
+  int send_high_water_mark = 256;  // messages queued towards the cloud before Send refuses
+  // ZeroMQ's first reconnect delay: short, so that a connection a load
+  // balancer closed (its replica gone) is replaced before the next frame.
+  int reconnect_interval_ms = 10;
   int reconnect_interval_max_ms = 1000;
   // After a refused handshake, wait this long before trying again.
   int handshake_retry_interval_ms = 2000;
@@ -53,6 +59,17 @@ class ZmqLink final : public CloudLink {
   Status Send(std::span<const std::uint8_t> message) override;
   std::optional<std::vector<std::uint8_t>> Receive(TimeUs until_us) override;
   void Reconnect() override;
+  // Without waiting: a message if one is there (MultiLink polls several links).
+  std::optional<std::vector<std::uint8_t>> TryReceive();
+  // The socket, for zmq::poll over several links (changes on Reconnect).
+  zmq::pollitem_t PollItem();
+  // Reads the socket monitor now (else at most every few ms in Send/Receive).
+  void Update() { CheckHandshake(); }
+  // Handshakes completed, and connections lost, since Create (not reset by Reconnect).
+  int connections() const { return connections_; }
+  int disconnects() const { return disconnects_; }
+  bool connected() const { return connected_; }
+  const std::string& endpoint() const { return options_.endpoint; }
   std::size_t WireBytes(std::size_t message_bytes) const override {
     return ZmtpFrameBytes(message_bytes +
                           (options_.curve_server_key.empty() ? 0 : kCurveMessageOverheadBytes));
@@ -76,6 +93,8 @@ class ZmqLink final : public CloudLink {
   TimeUs next_monitor_check_us_ = 0;
   TimeUs retry_at_us_ = -1;  // when to open a fresh socket; -1: no refused handshake
   bool failure_logged_ = false;
+  int connections_ = 0, disconnects_ = 0;
+  bool connected_ = false;
   TimeUs failure_logged_us_ = 0;
 };
 

@@ -5,12 +5,14 @@
 #include <gtest/gtest.h>
 
 #include <zlib.h>
+#include <map>
 #include <msgpack.hpp>
 #include <random>
 #include <set>
 #include <thread>
 #include <zmq.hpp>
 
+#include "cloud/cloud_metrics.h"
 #include "splitnet/feature_codec.h"
 #include "splitnet/split_model.h"
 #include "transport/protocol.h"
@@ -325,6 +327,73 @@ TEST_F(CloudServerTest, ShedsLoadWithBusyWhenTheQueueIsFull) {
   EXPECT_EQ(seqs.size(), static_cast<size_t>(n));
   EXPECT_GT(busy, 0);
   EXPECT_GT(ok, 0);
+}
+
+}  // namespace
+}  // namespace deepcut::cloud
+
+namespace deepcut::cloud {
+namespace {
+
+// SIGTERM's drain, driven by the stop flag: not ready at once while the socket
+// still serves (the delay), then "draining" replies carrying the request's
+// seq, then Run returns; nothing admitted is left unanswered.
+TEST_F(CloudServerTest, DrainsOnStopNotReadyBeforeTheListenerCloses) {
+  Start({.drain_delay_s = 0.3, .drain_timeout_s = 5.0});
+  SendRaw(transport::EncodeRequest(ValidRequest(1)));
+  EXPECT_EQ(Receive().status, transport::ReplyStatus::kOk);
+  EXPECT_EQ(server_->phase(), Phase::kServing);
+  stop_ = true;
+  for (int i = 0; i < 200 && server_->phase() == Phase::kServing; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  EXPECT_EQ(server_->phase(), Phase::kDraining);
+  // Not ready, and still listening: requests are answered, then refused "draining".
+  std::uint16_t seq = 2;
+  transport::Reply reply;
+  int answered = 0;
+  for (; seq < 400; ++seq) {
+    SendRaw(transport::EncodeRequest(ValidRequest(seq)));
+    reply = Receive();
+    EXPECT_EQ(reply.seq, seq);
+    if (reply.status != transport::ReplyStatus::kOk) break;
+    ++answered;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  EXPECT_EQ(reply.status, transport::ReplyStatus::kDraining) << reply.message;
+  EXPECT_GT(answered, 0);  // served on during the delay
+  thread_.join();
+  EXPECT_EQ(server_->phase(), Phase::kStopped);
+  const CloudStats s = server_->stats();
+  EXPECT_EQ(s.draining, 1);
+  EXPECT_EQ(s.answered, answered + 1);
+  EXPECT_EQ(s.queue_depth, 0);
+}
+
+TEST_F(CloudServerTest, MetricsReportWhatWasServed) {
+  Start({});
+  for (std::uint16_t seq = 1; seq <= 3; ++seq) {
+    SendRaw(transport::EncodeRequest(ValidRequest(seq)));
+    EXPECT_EQ(Receive().status, transport::ReplyStatus::kOk);
+  }
+  SendRaw({0x01, 0x02});
+  EXPECT_EQ(Receive().status, transport::ReplyStatus::kError);
+  std::map<std::string, double> value;
+  for (const auto& family : CloudMetrics(*server_).Collect()) {
+    if (family.metric.size() != 1) continue;
+    const auto& m = family.metric[0];
+    value[family.name] = family.type == prometheus::MetricType::Histogram
+                             ? static_cast<double>(m.histogram.sample_count)
+                             : m.counter.value + m.gauge.value;
+  }
+  EXPECT_EQ(value["deepcut_cloud_requests_received_total"], 4);
+  EXPECT_EQ(value["deepcut_cloud_requests_answered_total"], 3);
+  EXPECT_EQ(value["deepcut_cloud_request_errors_total"], 1);
+  EXPECT_EQ(value["deepcut_cloud_batch_size"], value["deepcut_cloud_batches_total"]);
+  EXPECT_GE(value["deepcut_cloud_batches_total"], 1);
+  EXPECT_GT(value["deepcut_cloud_received_bytes_total"], 0);
+  EXPECT_GT(value["deepcut_cloud_sent_bytes_total"], 0);
+  EXPECT_EQ(value["deepcut_cloud_queue_depth"], 0);
+  EXPECT_EQ(value["deepcut_cloud_ready"], 1);
 }
 
 }  // namespace

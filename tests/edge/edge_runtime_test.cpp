@@ -430,3 +430,80 @@ TEST_F(RuntimePolicyTest, ControlCommandsSetTheBudgetAndRefuseBadInput) {
 
 }  // namespace
 }  // namespace deepcut::edge
+
+namespace deepcut::edge {
+namespace {
+
+// A replica that says "draining": the same request goes out again at once and
+// its answer is the frame's only one; the bytes of both sends are counted.
+TEST_F(EdgeRuntimeTest, ADrainingReplyIsSentAgainAndAnsweredOnce) {
+  std::map<std::uint16_t, int> seen;
+  ScriptedLink link(clock_, 2'000, [&](const transport::Request& r) {
+    if (seen[r.seq]++ == 0) {
+      transport::Reply draining;
+      draining.seq = r.seq;
+      draining.status = transport::ReplyStatus::kDraining;
+      draining.message = "draining";
+      return std::optional(transport::EncodeReply(draining));
+    }
+    return std::optional(OkReply(r, 4));
+  });
+  auto answers = Run(link, "always", 20, 30'000);
+  ExpectOneAnswerEach(answers, 20);
+  for (const auto& a : answers) {
+    EXPECT_EQ(a.route, Route::kCloud);
+    EXPECT_EQ(a.class_id, 4);
+  }
+  EXPECT_EQ(counters_.replies_draining, 20);
+  EXPECT_EQ(counters_.resent, 20);
+  EXPECT_EQ(counters_.replies_in_time, 20);
+  ASSERT_EQ(link.sent.size(), 40u);
+  // The second send carries the same seq and less time left.
+  EXPECT_EQ(link.sent[0].seq, link.sent[1].seq);
+  EXPECT_LT(link.sent[1].deadline_ms, link.sent[0].deadline_ms);
+  std::int64_t bytes = 0;
+  for (const auto& a : answers) bytes += a.uplink_bytes;
+  EXPECT_EQ(bytes, static_cast<std::int64_t>(link.sent_bytes + 2 * link.sent.size()));
+}
+
+// Requests the link reports lost (their replica dropped the connection) are
+// sent again; one that keeps failing is answered locally at its deadline.
+TEST_F(EdgeRuntimeTest, LostRequestsAreSentAgain) {
+  std::map<std::uint16_t, int> seen;
+  ScriptedLink* self = nullptr;
+  ScriptedLink link(clock_, 2'000,
+                    [&](const transport::Request& r) -> std::optional<std::vector<std::uint8_t>> {
+                      if (seen[r.seq]++ == 0) {
+                        self->lost.push_back(r.seq);  // went to a replica that vanished
+                        return std::nullopt;
+                      }
+                      return OkReply(r, 2);
+                    });
+  self = &link;
+  auto answers = Run(link, "always", 10, 30'000);
+  ExpectOneAnswerEach(answers, 10);
+  for (const auto& a : answers) EXPECT_EQ(a.route, Route::kCloud);
+  EXPECT_EQ(counters_.resent, 10);
+}
+
+TEST_F(EdgeRuntimeTest, ARequestLostAgainAndAgainIsSentAFewTimesThenAnsweredLocally) {
+  ScriptedLink* self = nullptr;
+  ScriptedLink link(clock_, 2'000,
+                    [&](const transport::Request& r) -> std::optional<std::vector<std::uint8_t>> {
+                      self->lost.push_back(r.seq);
+                      return std::nullopt;
+                    });
+  self = &link;
+  EdgeOptions options{.max_resends = 2, .reconnect_after_misses = 1000};
+  auto answers = Run(link, "always", 5, 300'000, options);
+  ExpectOneAnswerEach(answers, 5);
+  for (const auto& a : answers) {
+    EXPECT_EQ(a.route, Route::kLocal);
+    EXPECT_EQ(a.reason, Reason::kDeadlineMissed);
+  }
+  EXPECT_EQ(counters_.resent, 10);
+  EXPECT_EQ(link.sent.size(), 15u);
+}
+
+}  // namespace
+}  // namespace deepcut::edge

@@ -8,6 +8,7 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "core/clock.h"
@@ -38,6 +39,7 @@ class ScriptedLink final : public transport::CloudLink {
     return Status::Ok();
   }
   std::optional<std::vector<std::uint8_t>> Receive(TimeUs until_us) override {
+    if (!lost.empty()) return std::nullopt;  // as MultiLink: the caller sends them again
     if (!queue_.empty() && queue_.front().first <= until_us) {
       clock_.SleepUntilUs(queue_.front().first);
       auto bytes = queue_.front().second;
@@ -52,8 +54,10 @@ class ScriptedLink final : public transport::CloudLink {
     queue_.clear();
   }
   std::size_t WireBytes(std::size_t n) const override { return transport::ZmtpFrameBytes(n); }
+  std::vector<std::uint16_t> TakeLost() override { return std::exchange(lost, {}); }
 
   bool refuse = false;
+  std::vector<std::uint16_t> lost;  // what TakeLost reports next
   int reconnects = 0;
   std::vector<transport::Request> sent;
   std::size_t sent_bytes = 0;

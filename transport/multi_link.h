@@ -1,0 +1,115 @@
+// CloudLink over several cloud replicas: one ZmqLink (DEALER) per address.
+//
+// Endpoints are given as a list; a `tcp://NAME:PORT` whose name resolves to
+// several IPv4 addresses (a Kubernetes headless Service) becomes one replica
+// per address, because ZeroMQ's own connect() would take only the first. Names
+// are resolved again every `resolve_interval_s`, on Reconnect(), and when no
+// replica is usable: replicas that appeared are added, those that vanished are
+// dropped.
+//
+// Each request goes to the next usable replica, round robin (a send a replica
+// refuses, being unconnected, moves on to the next), so offloads spread over
+// the replicas and skip a dead one at once. The link remembers which replica
+// each request went to (by seq) until its reply comes:
+//  - a replica whose connection drops (kill -9, a node gone) reports its
+//    unanswered requests through TakeLost(), for the runtime to send again;
+//  - a "draining" reply (the replica got SIGTERM) marks that replica unusable
+//    until it has reconnected (a new process behind the address); when no
+//    other replica is usable, as behind a single load-balancer address, its
+//    socket is reopened at once so that the balancer picks another replica
+//    (its unanswered requests are then reported lost).
+//
+// Thread-safety: none; one thread uses the link.
+#pragma once
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "transport/cloud_link.h"
+#include "transport/zmq_link.h"
+
+namespace deepcut::transport {
+
+// The IPv4 addresses a host name stands for (numeric hosts come back as they are).
+using Resolver = std::function<Result<std::vector<std::string>>(const std::string& host)>;
+Result<std::vector<std::string>> ResolveWithGetaddrinfo(const std::string& host);
+
+// "tcp://a:1,tcp://b:2" split and checked: each entry tcp://HOST:PORT (port
+// 1..65535), ipc://PATH or inproc://NAME; an empty or malformed entry is an
+// error naming it.
+Result<std::vector<std::string>> ParseEndpointList(const std::string& text);
+
+struct MultiLinkOptions {
+  std::vector<std::string> endpoints;  // ParseEndpointList's
+  ZmqLinkOptions link;                 // every replica's options (endpoint ignored)
+  double resolve_interval_s = 10.0;
+  // A draining reply reopens a lone replica's socket at most this often.
+  double reopen_interval_s = 0.1;
+  Resolver resolve = ResolveWithGetaddrinfo;  // injected by tests
+};
+
+struct ReplicaState {
+  std::string endpoint;  // tcp://ADDRESS:PORT
+  bool connected = false;
+  bool draining = false;
+  int outstanding = 0;  // requests sent, no reply yet
+  std::int64_t sent = 0;
+};
+
+struct MultiLinkCounters {
+  std::int64_t lost = 0;      // requests reported by TakeLost
+  std::int64_t draining = 0;  // draining replies seen
+  std::int64_t reopened = 0;  // sockets reopened after a draining reply
+  std::int64_t resolved = 0;  // name resolutions
+};
+
+class MultiLink final : public CloudLink {
+ public:
+  // Fails with a message naming the entry when an endpoint is malformed or a
+  // name does not resolve.
+  static Result<std::unique_ptr<MultiLink>> Create(MultiLinkOptions options, Clock& clock);
+
+  Status Send(std::span<const std::uint8_t> message) override;
+  std::optional<std::vector<std::uint8_t>> Receive(TimeUs until_us) override;
+  void Reconnect() override;
+  std::size_t WireBytes(std::size_t message_bytes) const override;
+  std::vector<std::uint16_t> TakeLost() override;
+
+  std::vector<ReplicaState> replicas() const;
+  const MultiLinkCounters& counters() const { return counters_; }
+
+ private:
+  struct Replica {
+    std::string endpoint;
+    std::unique_ptr<ZmqLink> link;
+    int disconnects_seen = 0;
+    bool draining = false;
+    int drained_at_connection = 0;  // connections() when it said "draining"
+    TimeUs reopened_us = -1;
+    std::map<std::uint16_t, TimeUs> outstanding;  // seq -> sent
+    std::int64_t sent = 0;
+  };
+  MultiLink(MultiLinkOptions options, Clock& clock) : options_(std::move(options)), clock_(clock) {}
+  // Resolves every endpoint; adds and drops replicas to match.
+  Status Resolve();
+  Status AddReplica(const std::string& endpoint);
+  bool Usable(Replica& r);
+  // Reads each replica's monitor: a dropped connection loses its requests.
+  void Update();
+  void Lose(Replica& r);
+  // Looks at a message from `r` before the runtime does.
+  void Observe(Replica& r, const std::vector<std::uint8_t>& message);
+
+  MultiLinkOptions options_;
+  Clock& clock_;
+  std::vector<std::unique_ptr<Replica>> replicas_;
+  size_t next_ = 0;  // round robin
+  TimeUs next_resolve_us_ = 0;
+  std::vector<std::uint16_t> lost_;
+  MultiLinkCounters counters_;
+};
+
+}  // namespace deepcut::transport
