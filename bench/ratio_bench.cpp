@@ -9,13 +9,18 @@
 //   cloud_efficiency  frames/s a running deepcut-cloud serves to several
 //                     loopback edges, divided by frames/s of bare tail inference
 //                     on the same number of threads at the same batch size.
+//   metrics_overhead  frames/s of a cloud serving --metrics-listen while scraped
+//                     10 times a second, divided by its frames/s unscraped, in
+//                     alternating slices under the same load.
 //   loopback_rtt      p50/p99 of send -> reply for one request at a time, minus
 //                     the cloud's own decode+tail time, beside a bare ZeroMQ
 //                     DEALER/ROUTER echo of the same bytes.
 //
 // Usage: deepcut_ratio_bench --cloud-bin PATH --model DIR [--frames N] [--rounds R]
+#include <arpa/inet.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -69,7 +74,8 @@ void Log(const char* fmt, const std::string& s) {
 // A deepcut-cloud child process on a free loopback port.
 class CloudProcess {
  public:
-  CloudProcess(const std::string& bin, const std::string& model, int threads, int max_batch) {
+  CloudProcess(const std::string& bin, const std::string& model, int threads, int max_batch,
+               std::vector<std::string> extra = {}) {
     ready_ = std::filesystem::temp_directory_path() / ("deepcut-bench-" + std::to_string(getpid()));
     std::filesystem::remove(ready_);
     pid_ = fork();
@@ -84,17 +90,35 @@ class CloudProcess {
         ::dup2(null_fd, STDERR_FILENO);
         ::close(null_fd);
       }
-      std::string t = std::to_string(threads), b = std::to_string(max_batch);
-      execl(bin.c_str(), bin.c_str(), "--listen", "tcp://127.0.0.1:*", "--model", model.c_str(),
-            "--threads", t.c_str(), "--max-batch", b.c_str(), "--max-queue", "100000",
-            "--stats-interval-s", "0", "--log-level", "warn", "--ready-file", ready_.c_str(),
-            (char*)nullptr);
+      std::vector<std::string> args{bin,
+                                    "--listen",
+                                    "tcp://127.0.0.1:*",
+                                    "--model",
+                                    model,
+                                    "--threads",
+                                    std::to_string(threads),
+                                    "--max-batch",
+                                    std::to_string(max_batch),
+                                    "--max-queue",
+                                    "100000",
+                                    "--stats-interval-s",
+                                    "0",
+                                    "--log-level",
+                                    "warn",
+                                    "--ready-file",
+                                    ready_.string()};
+      args.insert(args.end(), extra.begin(), extra.end());
+      std::vector<char*> argv;
+      for (auto& a : args) argv.push_back(a.data());
+      argv.push_back(nullptr);
+      execv(bin.c_str(), argv.data());
       _exit(127);
     }
     for (int i = 0; i < 600 && endpoint_.empty(); ++i) {
       std::this_thread::sleep_for(std::chrono::milliseconds(50));
       std::ifstream in(ready_);
       std::getline(in, endpoint_);
+      std::getline(in, second_line_);  // with --metrics-listen: http://HOST:PORT
     }
     if (endpoint_.empty()) {
       std::fprintf(stderr, "bench: the cloud did not start\n");
@@ -107,6 +131,7 @@ class CloudProcess {
     std::filesystem::remove(ready_);
   }
   const std::string& endpoint() const { return endpoint_; }
+  const std::string& second_line() const { return second_line_; }
   // User+system CPU seconds the cloud process has used so far (/proc/PID/stat).
   double CpuSeconds() const {
     std::ifstream in("/proc/" + std::to_string(pid_) + "/stat");
@@ -124,7 +149,7 @@ class CloudProcess {
  private:
   pid_t pid_ = -1;
   std::filesystem::path ready_;
-  std::string endpoint_;
+  std::string endpoint_, second_line_;
 };
 
 // Frames kept in memory, so reading them costs the same in every round; a
@@ -463,6 +488,80 @@ std::vector<std::vector<std::uint8_t>> Requests(const splitnet::Manifest& m,
   return out;
 }
 
+// Edges that keep a cloud busy: `edges` DEALERs with `window` requests in
+// flight each. Serve() measures one slice: replies answered per second.
+struct ServedSlice {
+  double seconds = 0, cpu_seconds = 0, replies = 0, batch_sum = 0;
+  long batch_n = 0;
+};
+class LoadGenerator {
+ public:
+  LoadGenerator(const std::string& endpoint, const std::vector<std::vector<std::uint8_t>>& requests,
+                int edges = 4, int window = 16)
+      : requests_(requests), window_(window) {
+    for (int e = 0; e < edges; ++e) {
+      socks_.emplace_back(ctx_, zmq::socket_type::dealer);
+      socks_.back().set(zmq::sockopt::linger, 0);
+      socks_.back().connect(endpoint);
+    }
+    for (auto& s : socks_) items_.push_back({static_cast<void*>(s), 0, ZMQ_POLLIN, 0});
+  }
+  int edges() const { return static_cast<int>(socks_.size()); }
+  int window() const { return window_; }
+  // One slice of `seconds`; the first replies (0.1 s, the pipeline filling) and
+  // those in flight at the end are not counted.
+  ServedSlice Serve(const CloudProcess& cloud, double seconds) {
+    ServedSlice out;
+    int outstanding = 0;
+    for (auto& sock : socks_)
+      for (int w = 0; w < window_; ++w, ++outstanding) Send(sock);
+    double start = 0, cpu_start = 0;
+    const double warm_until = WallSeconds() + 0.1;
+    bool sending = true;
+    while (outstanding > 0) {
+      zmq::poll(items_.data(), items_.size(), std::chrono::milliseconds(100));
+      for (auto& sock : socks_) {
+        zmq::message_t msg;
+        while (sock.recv(msg, zmq::recv_flags::dontwait)) {
+          --outstanding;
+          auto reply = transport::DecodeReply(std::span(msg.data<std::uint8_t>(), msg.size()));
+          if (sending && start > 0 && reply.ok() && reply->status == transport::ReplyStatus::kOk) {
+            ++out.replies;
+            out.batch_sum += reply->batch_size;
+            ++out.batch_n;
+          }
+          if (sending) {
+            Send(sock);
+            ++outstanding;
+          }
+        }
+      }
+      const double now = WallSeconds();
+      if (start == 0 && now >= warm_until) {
+        start = now;
+        cpu_start = cloud.CpuSeconds();
+      }
+      if (sending && start > 0 && now - start >= seconds) {
+        out.seconds = now - start;
+        out.cpu_seconds = cloud.CpuSeconds() - cpu_start;
+        sending = false;  // drain what is in flight, uncounted
+      }
+    }
+    return out;
+  }
+
+ private:
+  void Send(zmq::socket_t& sock) {
+    sock.send(zmq::buffer(requests_[next_++ % requests_.size()]), zmq::send_flags::none);
+  }
+  const std::vector<std::vector<std::uint8_t>>& requests_;
+  int window_;
+  zmq::context_t ctx_{1};
+  std::vector<zmq::socket_t> socks_;
+  std::vector<zmq::pollitem_t> items_;
+  size_t next_ = 0;
+};
+
 json CloudEfficiency(const std::string& cloud_bin, const std::string& model_dir,
                      const splitnet::Manifest& m, const std::vector<trace::SourceFrame>& frames,
                      int threads, double seconds, int rounds) {
@@ -471,18 +570,8 @@ json CloudEfficiency(const std::string& cloud_bin, const std::string& model_dir,
   double served_time = 0, bare_time = 0, batch_sum = 0;
   double served_cpu = 0, served_frames = 0, bare_cpu = 0, bare_frames = 0;
   long batch_n = 0;
-  const int edges = 4, window = 16;
   CloudProcess cloud(cloud_bin, model_dir, threads, 16);
-  zmq::context_t ctx(1);
-  std::vector<zmq::socket_t> socks;
-  for (int e = 0; e < edges; ++e) {
-    socks.emplace_back(ctx, zmq::socket_type::dealer);
-    socks.back().set(zmq::sockopt::linger, 0);
-    socks.back().connect(cloud.endpoint());
-  }
-  std::vector<zmq::pollitem_t> items;
-  for (auto& s : socks) items.push_back({static_cast<void*>(s), 0, ZMQ_POLLIN, 0});
-  size_t next = 0;
+  LoadGenerator load(cloud.endpoint(), requests);
   // The bare side's networks, loaded and warmed once (a load inside a slice
   // would be counted as inference time).
   std::vector<std::unique_ptr<splitnet::SplitModel>> bare_models;
@@ -496,46 +585,12 @@ json CloudEfficiency(const std::string& cloud_bin, const std::string& model_dir,
   const int slices = rounds * 4;
   const double slice = seconds / 4;
   for (int r = 0; r < slices; ++r) {
-    // Served: every edge keeps `window` requests in flight; the first replies
-    // of a slice are not counted (the pipeline fills).
-    int outstanding = 0;
-    for (int e = 0; e < edges; ++e)
-      for (int w = 0; w < window; ++w, ++outstanding)
-        socks[e].send(zmq::buffer(requests[next++ % requests.size()]), zmq::send_flags::none);
-    long replies = 0;
-    double start = 0, cpu_start = 0;
-    const double warm_until = WallSeconds() + 0.1;
-    bool sending = true;
-    while (outstanding > 0) {
-      zmq::poll(items.data(), items.size(), std::chrono::milliseconds(100));
-      for (int e = 0; e < edges; ++e) {
-        zmq::message_t msg;
-        while (socks[e].recv(msg, zmq::recv_flags::dontwait)) {
-          --outstanding;
-          auto reply = transport::DecodeReply(std::span(msg.data<std::uint8_t>(), msg.size()));
-          if (sending && start > 0 && reply.ok() && reply->status == transport::ReplyStatus::kOk) {
-            ++replies;
-            batch_sum += reply->batch_size;
-            ++batch_n;
-          }
-          if (sending) {
-            socks[e].send(zmq::buffer(requests[next++ % requests.size()]), zmq::send_flags::none);
-            ++outstanding;
-          }
-        }
-      }
-      const double now = WallSeconds();
-      if (start == 0 && now >= warm_until) {
-        start = now;
-        cpu_start = cloud.CpuSeconds();
-      }
-      if (sending && start > 0 && now - start >= slice) {
-        served_time += now - start;
-        served_cpu += cloud.CpuSeconds() - cpu_start;
-        served_frames += replies;
-        sending = false;  // drain what is in flight, uncounted
-      }
-    }
+    const ServedSlice served = load.Serve(cloud, slice);
+    served_time += served.seconds;
+    served_cpu += served.cpu_seconds;
+    served_frames += served.replies;
+    batch_sum += served.batch_sum;
+    batch_n += served.batch_n;
     // Bare tail inference: the same threads, the batch size the cloud used.
     const int batch = std::max(1, static_cast<int>(std::lround(batch_sum / std::max(1L, batch_n))));
     std::atomic<long> done{0};
@@ -574,9 +629,91 @@ json CloudEfficiency(const std::string& cloud_bin, const std::string& model_dir,
           {"cpu_ratio",
            (served_frames / std::max(1e-9, served_cpu)) / (bare_frames / std::max(1e-9, bare_cpu))},
           {"threads", threads},
-          {"edges", edges},
-          {"window_per_edge", window},
+          {"edges", load.edges()},
+          {"window_per_edge", load.window()},
           {"mean_batch", batch_n ? batch_sum / batch_n : 0.0},
+          {"slices", slices},
+          {"seconds_per_slice", slice}};
+}
+
+// GET /metrics from `url` (http://HOST:PORT) and read it all; false if it failed.
+bool Scrape(const std::string& url) {
+  const auto colon = url.rfind(':');
+  const std::string host = url.substr(7, colon - 7);
+  const int port = std::stoi(url.substr(colon + 1));
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_port = htons(static_cast<std::uint16_t>(port));
+  inet_pton(AF_INET, host.c_str(), &address.sin_addr);
+  bool ok = ::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0;
+  const std::string request = "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+  ok = ok && ::write(fd, request.data(), request.size()) == static_cast<ssize_t>(request.size());
+  char buffer[8192];
+  ssize_t total = 0;
+  for (ssize_t n; ok && (n = ::read(fd, buffer, sizeof buffer)) > 0;) total += n;
+  ::close(fd);
+  return ok && total > 0;
+}
+
+// One cloud serving --metrics-listen, under the same load in alternating
+// slices: scraped every `scrape_interval_s` (far more often than Prometheus'
+// usual 15 s) in one, not scraped in the next. What the metrics add on the
+// request path (a few counters under the lock the stats already take) is in
+// both slices; what a scrape costs (HTTP, collecting, rendering) is the
+// difference. One process for both sides: two cloud processes measured side by
+// side differ by up to 35% on this machine with nothing different between them.
+json MetricsOverhead(const std::string& cloud_bin, const std::string& model_dir,
+                     const splitnet::Manifest& m, const std::vector<trace::SourceFrame>& frames,
+                     int threads, double seconds, int rounds, double scrape_interval_s) {
+  auto requests = Requests(m, frames, nullptr);
+  CloudProcess cloud(cloud_bin, model_dir, threads, 16, {"--metrics-listen", "127.0.0.1:0"});
+  const std::string url = cloud.second_line();
+  if (url.rfind("http://", 0) != 0) {
+    std::fprintf(stderr, "bench: the cloud wrote no metrics address\n");
+    std::exit(1);
+  }
+  LoadGenerator load(cloud.endpoint(), requests);
+  std::atomic<bool> done{false}, scraping{false};
+  std::atomic<long> scrapes{0}, failed{0};
+  std::thread scraper([&] {
+    while (!done.load()) {
+      if (scraping.load()) (Scrape(url) ? scrapes : failed)++;
+      std::this_thread::sleep_for(std::chrono::duration<double>(scrape_interval_s));
+    }
+  });
+  double plain_frames = 0, plain_time = 0, scraped_frames = 0, scraped_time = 0;
+  std::vector<double> ratios;
+  const int slices = rounds * 4;
+  const double slice = seconds / 4;
+  for (int r = 0; r < slices; ++r) {
+    // Alternating which goes first, so a trend in the machine's load hits both.
+    ServedSlice a, b;
+    for (int side = 0; side < 2; ++side) {
+      const bool scraped = (side + r) % 2 == 1;
+      scraping = scraped;
+      (scraped ? b : a) = load.Serve(cloud, slice);
+    }
+    scraping = false;
+    plain_frames += a.replies;
+    plain_time += a.seconds;
+    scraped_frames += b.replies;
+    scraped_time += b.seconds;
+    ratios.push_back((b.replies / b.seconds) / (a.replies / a.seconds));
+  }
+  done = true;
+  scraper.join();
+  Log("bench: metrics overhead %s\n", "done");
+  const double plain_fps = plain_frames / plain_time, scraped_fps = scraped_frames / scraped_time;
+  return {{"plain_fps", plain_fps},
+          {"metrics_fps", scraped_fps},
+          {"ratio", scraped_fps / plain_fps},
+          {"median_slice_ratio", Percentile(ratios, 50)},
+          {"goal", ">= 0.98"},
+          {"scrapes", scrapes.load()},
+          {"failed_scrapes", failed.load()},
+          {"scrape_interval_s", scrape_interval_s},
+          {"threads", threads},
           {"slices", slices},
           {"seconds_per_slice", slice}};
 }
@@ -662,7 +799,7 @@ int main(int argc, char** argv) {
                          fmnist = deepcut::trace::kDefaultFashionMnistDir, only;
   std::string edge_policy = "always";
   int frames = 2000, rounds = 3, rtt_requests = 2000, threads = 1, edge_cv_threads = -1;
-  double seconds = 3.0;
+  double seconds = 3.0, scrape_interval_s = 0.1;
   app.add_option("--cloud-bin", cloud_bin, "deepcut-cloud executable")->required();
   app.add_option("--model", model_dir, "model package")->capture_default_str();
   app.add_option("--fashion-mnist-dir", fmnist)->capture_default_str();
@@ -671,10 +808,14 @@ int main(int argc, char** argv) {
   app.add_option("--seconds", seconds, "measured seconds per cloud round")->capture_default_str();
   app.add_option("--threads", threads, "cloud threads (the load generator needs a core too)")
       ->capture_default_str();
+  app.add_option("--scrape-interval-s", scrape_interval_s,
+                 "metrics-overhead: scrape the cloud's /metrics this often")
+      ->capture_default_str();
   app.add_option("--rtt-requests", rtt_requests, "requests for the round trip")
       ->capture_default_str();
   app.add_option("--only", only,
-                 "edge-overhead|cloud-efficiency|loopback-rtt|exray-overhead|harvest-overhead");
+                 "edge-overhead|cloud-efficiency|metrics-overhead|loopback-rtt|exray-overhead|"
+                 "harvest-overhead");
   app.add_option("--edge-policy", edge_policy, "policy of the edge-overhead run")
       ->capture_default_str();
   app.add_option("--edge-cv-threads", edge_cv_threads,
@@ -706,6 +847,9 @@ int main(int argc, char** argv) {
   if (only.empty() || only == "cloud-efficiency")
     report["cloud_efficiency"] =
         CloudEfficiency(cloud_bin, model_dir, *manifest, mem, threads, seconds, rounds);
+  if (only.empty() || only == "metrics-overhead")
+    report["metrics_overhead"] = MetricsOverhead(cloud_bin, model_dir, *manifest, mem, threads,
+                                                 seconds, rounds, scrape_interval_s);
   if (only.empty() || only == "loopback-rtt")
     report["loopback_rtt"] = LoopbackRtt(cloud_bin, model_dir, *manifest, mem, rtt_requests);
   if (only.empty() || only == "edge-overhead") {

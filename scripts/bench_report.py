@@ -90,6 +90,13 @@ def main(micro_path, ratios_path, out_dir):
                      "— | %.0f vs %.0f frames per CPU-second (the load generator shares the cores) |"
                      % (c["cpu_ratio"], c["served_frames_per_cpu_second"],
                         c["bare_frames_per_cpu_second"]))
+    x = ratios.get("metrics_overhead")
+    if x:
+        lines.append("| a cloud with --metrics-listen, scraped every %.1f s / not scraped, frames/s "
+                     "under the same load, alternating slices | %.3f | ≥ 0.98 | %.0f vs %.0f frames/s; "
+                     "median of %d slice ratios %.3f; %d scrapes, %d failed |"
+                     % (x["scrape_interval_s"], x["ratio"], x["metrics_fps"], x["plain_fps"],
+                        x["slices"], x["median_slice_ratio"], x["scrapes"], x["failed_scrapes"]))
     r = ratios.get("loopback_rtt")
     if r:
         lines.append("| loopback round trip minus tail / echo spending the tail's time, minus it "

@@ -12,61 +12,26 @@ until every edge had a cloud answer again. DEEPCUT_FAILOVER_OUT=FILE writes it a
 """
 import json
 import os
-import re
 import shutil
 import signal
 import subprocess
 import sys
 import threading
 import time
-import urllib.request
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "scripts"))
 from harness import expect, expect_one_answer_each, read_answers, read_json  # noqa: E402
 
-
-def free_port():
-    import socket
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def haproxy_config(backends, listen_port):
-    servers = "\n".join(
-        "  server cloud%d 127.0.0.1:%d check port %d inter 250ms fall 1 rise 2" % (i, p, m)
-        for i, (p, m) in enumerate(backends))
-    return '''global
-  maxconn 4096
-defaults
-  mode tcp
-  timeout connect 1s
-  timeout client 1h
-  timeout server 1h
-  retries 3
-  option redispatch
-frontend edges
-  bind 127.0.0.1:%d
-  default_backend clouds
-backend clouds
-  balance roundrobin
-  option httpchk GET /ready
-  http-check expect status 200
-%s
-''' % (listen_port, servers)
+from cluster_config import haproxy_config  # noqa: E402
+from deepcut_procs import free_port, metric, read_metrics  # noqa: E402
 
 EDGES, FPS, SECONDS = 16, 10, 44
 KILL_AT, RESTART_AFTER_KILL, ROLLING_AT, ROLLING_GAP = 8.0, 3.0, 16.0, 6.0
 
 
-def scrape(url):
-    try:
-        with urllib.request.urlopen(url + "/metrics", timeout=2) as r:
-            text = r.read().decode()
-    except OSError:
-        return None
-    m = re.search(r"^deepcut_cloud_queue_depth (\S+)$", text, re.M)
-    return float(m.group(1)) if m else None
+def queue_depth(url):
+    samples = read_metrics(url)  # None while the replica is down
+    return metric(samples, "deepcut_cloud_queue_depth") if samples else None
 
 
 class Replica:
@@ -98,12 +63,9 @@ def run(env, mode):
         lb_port = free_port()
         cfg = os.path.join(env.tmp, "haproxy.cfg")
         with open(cfg, "w") as f:
-            f.write(haproxy_config([(r.port, r.metrics_port) for r in replicas], lb_port))
-        lb = env.procs.add(subprocess.Popen([haproxy, "-f", cfg, "-db"],
-                                            stdout=open(os.path.join(env.tmp, "haproxy.log"), "w"),
-                                            stderr=subprocess.STDOUT))
-        time.sleep(1.0)
-        expect(lb.poll() is None, "haproxy did not start (log: %s/haproxy.log)" % env.tmp)
+            f.write(haproxy_config([(r.port, r.metrics_port) for r in replicas], lb_port,
+                                   balance="roundrobin"))
+        env.procs.haproxy(cfg, binary=haproxy)
         cloud_arg = "tcp://127.0.0.1:%d" % lb_port
     else:
         cloud_arg = ",".join(r.endpoint for r in replicas)
@@ -126,7 +88,7 @@ def run(env, mode):
     def watch_queues():
         while not stop_scraping.wait(0.5):
             for i, r in enumerate(replicas):
-                q = scrape(r.url)
+                q = queue_depth(r.url)
                 if q is not None:
                     queue_max[i] = max(queue_max[i], q)
     watcher = threading.Thread(target=watch_queues, daemon=True)
