@@ -62,6 +62,19 @@ nlohmann::json HarvestJson(const harvest::Harvester& h, const std::string& sampl
 }  // namespace
 
 cli::Outcome RunEdgeApp(EdgeAppOptions o, const std::atomic<bool>& stop) {
+  // First, so that a bad address or a port in use fails before any work.
+  std::unique_ptr<metrics::MetricsServer> metrics_server;
+  std::shared_ptr<EdgeMetrics> metrics;
+  if (!o.metrics_listen.empty()) {
+    auto started = metrics::MetricsServer::Start({.listen = o.metrics_listen});
+    if (!started.ok())
+      return Fail(cli::kExitBadOption, Named("--metrics-listen", started.status()));
+    metrics_server = std::move(*started);
+    metrics = std::make_shared<EdgeMetrics>();
+    metrics_server->Add(metrics);
+    spdlog::info("metrics and health on http://{} (/metrics, /healthz, /ready)",
+                 metrics_server->address());
+  }
   auto manifest = splitnet::LoadManifest(o.model_dir);
   if (!manifest.ok()) return Fail(cli::kExitBadModel, manifest.status());
   auto model = splitnet::SplitModel::Load(*manifest, {.head = true, .exit = true, .tail = false});
@@ -84,18 +97,6 @@ cli::Outcome RunEdgeApp(EdgeAppOptions o, const std::atomic<bool>& stop) {
   auto policy = scheduler::MakePolicy(o.policy);
   if (!policy.ok()) return Fail(cli::kExitBadOption, Named("--policy", policy.status()));
 
-  std::unique_ptr<metrics::MetricsServer> metrics_server;
-  std::shared_ptr<EdgeMetrics> metrics;
-  if (!o.metrics_listen.empty()) {
-    auto started = metrics::MetricsServer::Start({.listen = o.metrics_listen});
-    if (!started.ok())
-      return Fail(cli::kExitBadOption, Named("--metrics-listen", started.status()));
-    metrics_server = std::move(*started);
-    metrics = std::make_shared<EdgeMetrics>();
-    metrics_server->Add(metrics);
-    spdlog::info("metrics and health on http://{} (/metrics, /healthz, /ready)",
-                 metrics_server->address());
-  }
   auto endpoints = transport::ParseEndpointList(o.cloud_endpoint);
   if (!endpoints.ok()) return Fail(cli::kExitBadOption, Named("--cloud", endpoints.status()));
   RealClock clock;

@@ -249,7 +249,9 @@ std::optional<std::vector<std::uint8_t>> MultiLink::Receive(TimeUs until_us) {
 void MultiLink::Reconnect() {
   if (Status s = Resolve(); !s.ok()) spdlog::warn("re-resolving the cloud: {}", s.message());
   for (auto& r : replicas_) {
-    Lose(*r);
+    // The caller reconnects because requests go unanswered: sending them again
+    // the same way would be no better, so they are forgotten, not reported lost.
+    r->outstanding.clear();
     r->link->Reconnect();
     r->disconnects_seen = r->link->disconnects();
     r->draining = false;

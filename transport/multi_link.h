@@ -74,6 +74,8 @@ class MultiLink final : public CloudLink {
 
   Status Send(std::span<const std::uint8_t> message) override;
   std::optional<std::vector<std::uint8_t>> Receive(TimeUs until_us) override;
+  // Re-resolves and reopens every replica; what was out is dropped (not
+  // reported lost: the caller reconnects because it goes unanswered).
   void Reconnect() override;
   std::size_t WireBytes(std::size_t message_bytes) const override;
   std::vector<std::uint16_t> TakeLost() override;

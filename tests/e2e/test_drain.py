@@ -87,6 +87,8 @@ def bad_input(env):
         (cloud + ["--drain-timeout-s", "x"], "--drain-timeout-s"),
         (edge + ok_cloud + ["--metrics-listen", "9100"], "--metrics-listen"),
         (edge + ok_cloud + ["--metrics-listen", busy], busy),
+        ([env.edge_bin, "--model", "/nonexistent", "--source", "fashion-mnist:test", *ok_cloud,
+          "--metrics-listen", busy], busy),
         (edge + ["--cloud", "tcp://127.0.0.1:5555,tcp://127.0.0.1"], "endpoint 2"),
         (edge + ["--cloud", "tcp://127.0.0.1:5555,,tcp://127.0.0.1:5556"], "endpoint 2"),
         (edge + ["--cloud", "tcp://127.0.0.1:5555,udp://x:1"], "udp://x:1"),
