@@ -3,7 +3,6 @@ drain delay), then the cloud answers "draining", finishes its queue and exits 0 
 the bound; the edge keeps exactly one answer per frame throughout. Then the bad inputs of
 the operations flags: a malformed --metrics-listen, a port in use, an endpoint list with
 a bad entry, each refused with a message naming it and exit 2, before any work."""
-import os
 import signal
 import socket
 import subprocess
