@@ -93,7 +93,12 @@ Result<std::unique_ptr<MultiLink>> MultiLink::Create(MultiLinkOptions options, C
   if (options.endpoints.empty()) return InvalidArgument("no cloud endpoint");
   if (!options.resolve) return InvalidArgument("no resolver");
   std::unique_ptr<MultiLink> link(new MultiLink(std::move(options), clock));
-  RETURN_IF_ERROR(link->Resolve());
+  for (const auto& e : link->options_.endpoints)
+    if (auto tcp = SplitTcp(e); tcp && !IsIpv4(tcp->host)) link->has_names_ = true;
+  ASSIGN_OR_RETURN(auto wanted, Addresses(link->options_.endpoints, link->options_.resolve));
+  RETURN_IF_ERROR(link->Apply(wanted));
+  link->next_resolve_us_ =
+      clock.NowUs() + static_cast<TimeUs>(link->options_.resolve_interval_s * 1e6);
   return link;
 }
 
@@ -108,21 +113,26 @@ Status MultiLink::AddReplica(const std::string& endpoint) {
   return Status::Ok();
 }
 
-Status MultiLink::Resolve() {
-  next_resolve_us_ = clock_.NowUs() + static_cast<TimeUs>(options_.resolve_interval_s * 1e6);
-  ++counters_.resolved;
+Result<std::vector<std::string>> MultiLink::Addresses(const std::vector<std::string>& endpoints,
+                                                      const Resolver& resolve) {
   std::vector<std::string> wanted;
-  for (const auto& e : options_.endpoints) {
+  for (const auto& e : endpoints) {
     const auto tcp = SplitTcp(e);
     if (!tcp || IsIpv4(tcp->host)) {
       wanted.push_back(e);
       continue;
     }
-    auto addresses = options_.resolve(tcp->host);
+    auto addresses = resolve(tcp->host);
     if (!addresses.ok())
       return Status(addresses.status().code(), e + ": " + addresses.status().message());
     for (const auto& a : *addresses) wanted.push_back("tcp://" + a + ":" + tcp->port);
   }
+  if (wanted.empty()) return Unavailable("no cloud replica: every endpoint resolved to nothing");
+  return wanted;
+}
+
+Status MultiLink::Apply(const std::vector<std::string>& wanted) {
+  ++counters_.resolved;
   // Replicas whose address is gone are dropped (their requests lost), new ones added.
   for (auto it = replicas_.begin(); it != replicas_.end();) {
     if (std::find(wanted.begin(), wanted.end(), (*it)->endpoint) != wanted.end()) {
@@ -140,8 +150,17 @@ Status MultiLink::Resolve() {
     RETURN_IF_ERROR(AddReplica(e));
     if (counters_.resolved > 1) spdlog::info("cloud replica {} added", e);
   }
-  if (replicas_.empty()) return Unavailable("no cloud replica: every endpoint resolved to nothing");
+  next_ = 0;
   return Status::Ok();
+}
+
+void MultiLink::ResolveInBackground() {
+  next_resolve_us_ = clock_.NowUs() + static_cast<TimeUs>(options_.resolve_interval_s * 1e6);
+  if (!has_names_ || resolving_.valid()) return;
+  resolving_ =
+      std::async(std::launch::async, [endpoints = options_.endpoints, resolve = options_.resolve] {
+        return Addresses(endpoints, resolve);
+      });
 }
 
 bool MultiLink::Usable(Replica& r) {
@@ -170,9 +189,15 @@ void MultiLink::Update() {
     while (!r->outstanding.empty() && now - r->outstanding.begin()->second > kForgetAfterUs)
       r->outstanding.erase(r->outstanding.begin());
   }
-  if (now >= next_resolve_us_) {
-    if (Status s = Resolve(); !s.ok()) spdlog::warn("re-resolving the cloud: {}", s.message());
+  if (resolving_.valid() &&
+      resolving_.wait_for(std::chrono::seconds(0)) == std::future_status::ready) {
+    auto wanted = resolving_.get();
+    const Status applied = wanted.ok() ? Apply(*wanted) : wanted.status();
+    if (!applied.ok())
+      spdlog::warn("re-resolving the cloud: {}; keeping {} replica(s)", applied.message(),
+                   replicas_.size());
   }
+  if (now >= next_resolve_us_) ResolveInBackground();
 }
 
 void MultiLink::Observe(Replica& r, const std::vector<std::uint8_t>& message) {
@@ -247,7 +272,7 @@ std::optional<std::vector<std::uint8_t>> MultiLink::Receive(TimeUs until_us) {
 }
 
 void MultiLink::Reconnect() {
-  if (Status s = Resolve(); !s.ok()) spdlog::warn("re-resolving the cloud: {}", s.message());
+  ResolveInBackground();
   for (auto& r : replicas_) {
     // The caller reconnects because requests go unanswered: sending them again
     // the same way would be no better, so they are forgotten, not reported lost.

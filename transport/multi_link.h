@@ -5,7 +5,8 @@
 // per address, because ZeroMQ's own connect() would take only the first. Names
 // are resolved again every `resolve_interval_s`, on Reconnect(), and when no
 // replica is usable: replicas that appeared are added, those that vanished are
-// dropped.
+// dropped. Only the first resolution blocks (Create); the later ones run on
+// a thread of their own, so a slow name server never holds up a frame.
 //
 // Each request goes to the next usable replica, round robin (a send a replica
 // refuses, being unconnected, moves on to the next), so offloads spread over
@@ -23,6 +24,7 @@
 #pragma once
 
 #include <functional>
+#include <future>
 #include <map>
 #include <memory>
 #include <string>
@@ -95,8 +97,14 @@ class MultiLink final : public CloudLink {
     std::int64_t sent = 0;
   };
   MultiLink(MultiLinkOptions options, Clock& clock) : options_(std::move(options)), clock_(clock) {}
-  // Resolves every endpoint; adds and drops replicas to match.
-  Status Resolve();
+  // The replicas' endpoints: every name resolved (thread-safe: no member is touched).
+  static Result<std::vector<std::string>> Addresses(const std::vector<std::string>& endpoints,
+                                                    const Resolver& resolve);
+  // Adds and drops replicas to match `wanted`.
+  Status Apply(const std::vector<std::string>& wanted);
+  // Starts resolving on a thread of its own (none if one is under way, or no
+  // endpoint is a name); Update applies the result.
+  void ResolveInBackground();
   Status AddReplica(const std::string& endpoint);
   bool Usable(Replica& r);
   // Reads each replica's monitor: a dropped connection loses its requests.
@@ -110,6 +118,8 @@ class MultiLink final : public CloudLink {
   std::vector<std::unique_ptr<Replica>> replicas_;
   size_t next_ = 0;  // round robin
   TimeUs next_resolve_us_ = 0;
+  bool has_names_ = false;  // some endpoint is a name, not an address
+  std::future<Result<std::vector<std::string>>> resolving_;
   std::vector<std::uint16_t> lost_;
   MultiLinkCounters counters_;
 };

@@ -21,7 +21,9 @@ def drain(env):
     expect(http_get(url + "/healthz")[0] == 200, "no liveness")
     out, summary = env.tmp + "/drain.jsonl", env.tmp + "/drain.json"
     n = 120
-    edge = subprocess.Popen(env.edge_cmd(endpoint, "--source", "fashion-mnist:test", "--frames",
+    # By name: the edge resolves it itself (getaddrinfo), one replica per address.
+    by_name = endpoint.replace("127.0.0.1", "localhost")
+    edge = subprocess.Popen(env.edge_cmd(by_name, "--source", "fashion-mnist:test", "--frames",
                                          str(n), "--fps", "20", "--policy", "always",
                                          "--out", out, "--summary", summary),
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)

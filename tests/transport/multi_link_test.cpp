@@ -119,11 +119,25 @@ TEST(MultiLink, ANameStandsForEveryAddressAndIsResolvedAgain) {
   ASSERT_TRUE(link.ok()) << link.status().message();
   ASSERT_EQ((*link)->replicas().size(), 1u);
   addresses = {"127.0.0.1", "127.0.0.2"};
-  (*link)->Reconnect();  // resolves again
+  (*link)->Reconnect();  // resolves again, on a thread of its own
+  for (int i = 0; i < 200 && (*link)->replicas().size() < 2; ++i)
+    (void)(*link)->Receive(clock.NowUs() + 10'000);
   const auto replicas = (*link)->replicas();
   ASSERT_EQ(replicas.size(), 2u);
   EXPECT_EQ(replicas[1].endpoint, "tcp://127.0.0.2:" + std::to_string(a.port()));
   EXPECT_EQ(resolutions, 2);
+  // Later, the name stands for the second address only: the first is dropped.
+  addresses = {"127.0.0.2"};
+  (*link)->Reconnect();
+  for (int i = 0; i < 200 && (*link)->replicas().size() > 1; ++i)
+    (void)(*link)->Receive(clock.NowUs() + 10'000);
+  ASSERT_EQ((*link)->replicas().size(), 1u);
+  EXPECT_EQ((*link)->replicas()[0].endpoint, "tcp://127.0.0.2:" + std::to_string(a.port()));
+  // A name that fails to resolve later keeps the replicas there are.
+  addresses.clear();
+  (*link)->Reconnect();
+  for (int i = 0; i < 20; ++i) (void)(*link)->Receive(clock.NowUs() + 10'000);
+  EXPECT_EQ((*link)->replicas().size(), 1u);
   // A name that stops resolving at start is an error naming the endpoint.
   o.resolve = [](const std::string&) -> Result<std::vector<std::string>> {
     return Unavailable("cannot resolve");
