@@ -110,9 +110,11 @@ cli::Outcome RunEdgeApp(EdgeAppOptions o, const std::atomic<bool>& stop) {
     spdlog::info("CURVE on: cloud key {}, edge key {}", keys->server_public_key,
                  keys->own.public_key);
   }
-  auto link = transport::MultiLink::Create(
-      {.endpoints = *endpoints, .link = link_options, .resolve_interval_s = o.resolve_interval_s},
-      clock);
+  auto link = transport::MultiLink::Create({.endpoints = *endpoints,
+                                            .link = link_options,
+                                            .resolve_interval_s = o.resolve_interval_s,
+                                            .rebalance_s = o.rebalance_s},
+                                           clock);
   if (!link.ok()) return Fail(cli::kExitBadOption, Named("--cloud", link.status()));
   auto source = trace::OpenSource(o.source);
   if (!source.ok()) return Fail(cli::kExitBadInput, Named("--source", source.status()));

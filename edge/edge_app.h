@@ -27,6 +27,7 @@ struct EdgeAppOptions {
   // a name that resolves to several addresses stands for each of them.
   std::string cloud_endpoint;
   double resolve_interval_s = 10.0;  // names in cloud_endpoint resolved again this often
+  double rebalance_s = 0.0;          // reopen connections about this old (0: never)
   std::string metrics_listen;        // HOST:PORT of /metrics, /healthz, /ready; empty: none
   std::string cloud_key_file;        // the cloud's CURVE .pub; empty: plaintext
   std::string curve_key_file;        // this edge's CURVE .key (with cloud_key_file)

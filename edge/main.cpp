@@ -20,6 +20,12 @@ int main(int argc, char** argv) {
                  "resolve the names in --cloud again this often (and when no replica answers)")
       ->capture_default_str()
       ->check(cli::Between(0.1, 86400));
+  app.add_option(
+         "--rebalance-s", o.rebalance_s,
+         "behind a load balancer: reopen a connection about this old (+-25%) when it has "
+         "nothing in flight, so that added or restarted replicas get their share (0: never)")
+      ->capture_default_str()
+      ->check(cli::NonNegative());
   app.add_option("--metrics-listen", o.metrics_listen,
                  "serve Prometheus metrics (/metrics) and health probes (/healthz, /ready) over "
                  "HTTP at HOST:PORT (port 0: a free one); default: off");

@@ -109,6 +109,7 @@ Status MultiLink::AddReplica(const std::string& endpoint) {
   auto r = std::make_unique<Replica>();
   r->endpoint = endpoint;
   r->link = std::move(zmq_link);
+  ScheduleRebalance(*r);
   replicas_.push_back(std::move(r));
   return Status::Ok();
 }
@@ -175,10 +176,43 @@ void MultiLink::Lose(Replica& r) {
   r.outstanding.clear();
 }
 
+void MultiLink::ScheduleRebalance(Replica& r) {
+  if (options_.rebalance_s <= 0) return;
+  const double factor = std::uniform_real_distribution<double>(0.75, 1.25)(jitter_);
+  r.rebalance_at_us = clock_.NowUs() + static_cast<TimeUs>(options_.rebalance_s * factor * 1e6);
+}
+
+void MultiLink::Rebalance(Replica& r) {
+  if (r.rebalance_at_us < 0) return;
+  const TimeUs now = clock_.NowUs();
+  if (!r.successor) {
+    if (now < r.rebalance_at_us || !r.link->connected()) return;
+    ZmqLinkOptions o = options_.link;
+    o.endpoint = r.endpoint;
+    auto successor = ZmqLink::Create(o, clock_);
+    if (!successor.ok()) return ScheduleRebalance(r);
+    r.successor = std::move(*successor);
+    r.successor_since_us = now;
+    return;
+  }
+  r.successor->Update();
+  if (r.successor->connected() && r.outstanding.empty()) {
+    r.link = std::move(r.successor);
+    r.disconnects_seen = r.link->disconnects();
+    r.draining = false;
+    ScheduleRebalance(r);
+    ++counters_.rebalanced;
+  } else if (now - r.successor_since_us > 5'000'000) {
+    r.successor.reset();  // it did not come up (or the old one never went idle): later
+    ScheduleRebalance(r);
+  }
+}
+
 void MultiLink::Update() {
   const TimeUs now = clock_.NowUs();
   for (auto& r : replicas_) {
     r->link->Update();
+    Rebalance(*r);
     if (r->link->disconnects() != r->disconnects_seen) {
       r->disconnects_seen = r->link->disconnects();
       if (!r->outstanding.empty())

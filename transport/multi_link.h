@@ -20,6 +20,13 @@
 //    socket is reopened at once so that the balancer picks another replica
 //    (its unanswered requests are then reported lost).
 //
+// Behind a load balancer an edge's one connection stays on the replica it
+// was given; with `rebalance_s` set, a connection that old (give or take a
+// quarter, so that edges do not move together) is replaced, and the balancer
+// places the new one anew: replicas added or restarted since get their share.
+// The new connection is opened first and takes over once it is up and the old
+// one has nothing out, so that no send finds the link without a connection.
+//
 // Thread-safety: none; one thread uses the link.
 #pragma once
 
@@ -27,6 +34,7 @@
 #include <future>
 #include <map>
 #include <memory>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -50,6 +58,7 @@ struct MultiLinkOptions {
   double resolve_interval_s = 10.0;
   // A draining reply reopens a lone replica's socket at most this often.
   double reopen_interval_s = 0.1;
+  double rebalance_s = 0.0;  // > 0: reopen connections about this old (above); 0: never
   Resolver resolve = ResolveWithGetaddrinfo;  // injected by tests
 };
 
@@ -62,10 +71,11 @@ struct ReplicaState {
 };
 
 struct MultiLinkCounters {
-  std::int64_t lost = 0;      // requests reported by TakeLost
-  std::int64_t draining = 0;  // draining replies seen
-  std::int64_t reopened = 0;  // sockets reopened after a draining reply
-  std::int64_t resolved = 0;  // name resolutions
+  std::int64_t lost = 0;        // requests reported by TakeLost
+  std::int64_t draining = 0;    // draining replies seen
+  std::int64_t reopened = 0;    // sockets reopened after a draining reply
+  std::int64_t resolved = 0;    // name resolutions
+  std::int64_t rebalanced = 0;  // connections reopened for their age
 };
 
 class MultiLink final : public CloudLink {
@@ -93,6 +103,9 @@ class MultiLink final : public CloudLink {
     bool draining = false;
     int drained_at_connection = 0;  // connections() when it said "draining"
     TimeUs reopened_us = -1;
+    TimeUs rebalance_at_us = -1;         // with rebalance_s
+    std::unique_ptr<ZmqLink> successor;  // the connection that takes over
+    TimeUs successor_since_us = 0;
     std::map<std::uint16_t, TimeUs> outstanding;  // seq -> sent
     std::int64_t sent = 0;
   };
@@ -110,6 +123,10 @@ class MultiLink final : public CloudLink {
   // Reads each replica's monitor: a dropped connection loses its requests.
   void Update();
   void Lose(Replica& r);
+  // When `r`'s connection is next due to be replaced for its age.
+  void ScheduleRebalance(Replica& r);
+  // Opens a successor when due; hands over to it once it is up and `r` is idle.
+  void Rebalance(Replica& r);
   // Looks at a message from `r` before the runtime does.
   void Observe(Replica& r, const std::vector<std::uint8_t>& message);
 
@@ -121,6 +138,7 @@ class MultiLink final : public CloudLink {
   bool has_names_ = false;  // some endpoint is a name, not an address
   std::future<Result<std::vector<std::string>>> resolving_;
   std::vector<std::uint16_t> lost_;
+  std::minstd_rand jitter_{std::random_device{}()};  // each edge its own
   MultiLinkCounters counters_;
 };
 

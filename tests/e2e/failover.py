@@ -71,6 +71,9 @@ def run(env, mode):
         cloud_arg = ",".join(r.endpoint for r in replicas)
 
     frames = int(SECONDS * FPS)
+    # Behind the balancer an edge's connection stays where it was placed; reopened when
+    # about 5 s old (and idle), it is placed anew, so restarted replicas get edges back.
+    rebalance = ["--rebalance-s", "5"] if mode == "haproxy" else []
     edges = []
     for i in range(EDGES):
         out = os.path.join(env.tmp, "edge%d.jsonl" % i)
@@ -78,7 +81,7 @@ def run(env, mode):
         log = open(os.path.join(env.tmp, "edge%d.log" % i), "w")
         cmd = env.edge_cmd(cloud_arg, "--source", "fashion-mnist:test", "--frames", str(frames),
                            "--fps", str(FPS), "--policy", "always", "--deadline-ms", "250",
-                           "--out", out, "--summary", summary)
+                           "--out", out, "--summary", summary, *rebalance)
         edges.append((env.procs.add(subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)),
                       out, summary))
     t0 = time.monotonic()
@@ -118,6 +121,13 @@ def run(env, mode):
         replicas[i].start()
         events.append(("SIGTERM replica %d (drain), restarted" % i, start, time.monotonic()))
 
+    # What each replica (its last process) has served since it was restarted, before
+    # the edges end: every one of them is in use again.
+    wait_until(SECONDS - 2.0)
+    served = [metric(read_metrics(r.url), "deepcut_cloud_requests_answered_total")
+              for r in replicas]
+    print("requests answered by each replica since its restart: %s" % served)
+    expect(all(n > 0 for n in served), "a restarted replica got no requests: %s" % served)
     answers_all = []
     for proc, out, summary in edges:
         rc = proc.wait(300)

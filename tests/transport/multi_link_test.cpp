@@ -240,3 +240,35 @@ TEST(MultiLink, ALoneDrainingAddressIsReopened) {
 
 }  // namespace
 }  // namespace deepcut::transport
+
+namespace deepcut::transport {
+namespace {
+
+// With rebalance_s, a connection that old is replaced by a new one (which a
+// load balancer would place anew) once that is up and the old one is idle.
+TEST(MultiLink, RebalancesAnOldIdleConnection) {
+  zmq::context_t context;
+  Replica a(context);
+  RealClock clock;
+  auto link = MultiLink::Create({.endpoints = {a.endpoint()}, .rebalance_s = 0.2}, clock);
+  ASSERT_TRUE(link.ok());
+  ASSERT_TRUE(SendSoon(**link, 41));
+  ASSERT_TRUE(a.Serve(std::nullopt));  // 41 stays out
+  const TimeUs until = clock.NowUs() + 600'000;
+  while (clock.NowUs() < until) (void)(*link)->Receive(clock.NowUs() + 20'000);
+  EXPECT_EQ((*link)->counters().rebalanced, 0);  // never while a request is out
+  EXPECT_TRUE((*link)->TakeLost().empty());
+  // Idle from here: replaced after 0.15-0.25 s, and it works again.
+  (*link)->Reconnect();  // forgets 41
+  const TimeUs later = clock.NowUs() + 1'000'000;
+  while (clock.NowUs() < later && (*link)->counters().rebalanced == 0)
+    (void)(*link)->Receive(clock.NowUs() + 20'000);
+  EXPECT_GE((*link)->counters().rebalanced, 1);
+  ASSERT_TRUE(SendSoon(**link, 42));
+  auto again = a.Serve(ReplyStatus::kOk);
+  ASSERT_TRUE(again);
+  EXPECT_EQ(again->seq, 42);
+}
+
+}  // namespace
+}  // namespace deepcut::transport
