@@ -78,6 +78,9 @@ def parse_args():
                    help="replicas' --drain-delay-s (default 1)")
     p.add_argument("--balance", default="leastconn", choices=["leastconn", "roundrobin"],
                    help="HAProxy's balance algorithm (default leastconn)")
+    p.add_argument("--rebalance-s", type=float, default=30.0,
+                   help="through HAProxy: edges replace their connection about this often, so "
+                        "that restarted replicas get edges back (default 30; 0: never)")
     p.add_argument("--scrape-interval", default="1s", help="Prometheus scrape interval (default 1s)")
     p.add_argument("--no-prometheus", action="store_true", help="do not start Prometheus")
     p.add_argument("--progress-s", type=float, default=2.0,
@@ -164,6 +167,8 @@ class Edge:
                     "--deadline-ms", str(args.deadline_ms), "--progress", "off",
                     "--metrics-listen", "%s:%d" % (HOST, self.metrics_port),
                     "--out", self.out, "--summary", self.summary]
+        if not args.direct and args.rebalance_s > 0:
+            self.cmd += ["--rebalance-s", str(args.rebalance_s)]
         self.procs, self.args, self.proc, self.last = procs, args, None, None
 
     def start(self):
@@ -406,7 +411,7 @@ class Cluster:
                                     "latency_ms": s["latency_ms"]})
         servers = haproxy_servers(self.stats_url) if self.stats_url else None
         print("  %-7s %8s %9s %9s %6s %8s  %s" % ("replica", "running", "received", "answered",
-                                                  "shed", "batch", "haproxy (status, sessions)"))
+                                                  "shed", "batch", "haproxy (status, sessions in all)"))
         for r in self.replicas:
             running = r.proc.poll() is None
             if running:
