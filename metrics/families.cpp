@@ -21,6 +21,19 @@ std::vector<prometheus::ClientMetric::Label> LabelsOf(const Labels& labels) {
   return out;
 }
 
+// A counter or gauge family, one metric per sample.
+prometheus::MetricFamily Values(const std::string& name, const std::string& help,
+                                prometheus::MetricType type, const Samples& samples) {
+  auto family = Family(name, help, type);
+  for (const auto& [labels, value] : samples) {
+    prometheus::ClientMetric metric;
+    metric.label = LabelsOf(labels);
+    (type == prometheus::MetricType::Counter ? metric.counter.value : metric.gauge.value) = value;
+    family.metric.push_back(std::move(metric));
+  }
+  return family;
+}
+
 }  // namespace
 
 Histogram::Histogram(std::vector<double> upper_bounds)
@@ -43,26 +56,12 @@ std::vector<double> ExponentialBounds(double start, double factor, int n) {
 
 void AddCounter(std::vector<prometheus::MetricFamily>& out, const std::string& name,
                 const std::string& help, const Samples& samples) {
-  auto family = Family(name, help, prometheus::MetricType::Counter);
-  for (const auto& [labels, value] : samples) {
-    prometheus::ClientMetric metric;
-    metric.label = LabelsOf(labels);
-    metric.counter.value = value;
-    family.metric.push_back(std::move(metric));
-  }
-  out.push_back(std::move(family));
+  out.push_back(Values(name, help, prometheus::MetricType::Counter, samples));
 }
 
 void AddGauge(std::vector<prometheus::MetricFamily>& out, const std::string& name,
               const std::string& help, const Samples& samples) {
-  auto family = Family(name, help, prometheus::MetricType::Gauge);
-  for (const auto& [labels, value] : samples) {
-    prometheus::ClientMetric metric;
-    metric.label = LabelsOf(labels);
-    metric.gauge.value = value;
-    family.metric.push_back(std::move(metric));
-  }
-  out.push_back(std::move(family));
+  out.push_back(Values(name, help, prometheus::MetricType::Gauge, samples));
 }
 
 void AddHistogram(std::vector<prometheus::MetricFamily>& out, const std::string& name,

@@ -158,27 +158,19 @@ zmq::pollitem_t ZmqLink::PollItem() {
 }
 
 std::optional<std::vector<std::uint8_t>> ZmqLink::Receive(TimeUs until_us) {
-  CheckHandshake();
-  if (!socket_) return std::nullopt;
+  if (auto message = TryReceive()) return message;
+  const TimeUs wait_us = until_us - clock_.NowUs();
+  if (!socket_ || wait_us <= 0) return std::nullopt;
   try {
-    zmq::message_t msg;
-    if (socket_->recv(msg, zmq::recv_flags::dontwait))
-      return std::vector<std::uint8_t>(msg.data<std::uint8_t>(),
-                                       msg.data<std::uint8_t>() + msg.size());
-    TimeUs wait_us = until_us - clock_.NowUs();
-    if (wait_us <= 0) return std::nullopt;
-    zmq::pollitem_t item{static_cast<void*>(*socket_), 0, ZMQ_POLLIN, 0};
+    zmq::pollitem_t item = PollItem();
     // Round up so a sub-millisecond wait still waits instead of spinning.
-    long timeout_ms = static_cast<long>((wait_us + 999) / 1000);
-    zmq::poll(&item, 1, std::chrono::milliseconds(timeout_ms));
-    if (socket_->recv(msg, zmq::recv_flags::dontwait))
-      return std::vector<std::uint8_t>(msg.data<std::uint8_t>(),
-                                       msg.data<std::uint8_t>() + msg.size());
+    zmq::poll(&item, 1, std::chrono::milliseconds((wait_us + 999) / 1000));
   } catch (const zmq::error_t&) {
     // A broken socket reads as "nothing arrived"; the runtime's deadlines
     // handle it and Reconnect() replaces the socket.
+    return std::nullopt;
   }
-  return std::nullopt;
+  return TryReceive();
 }
 
 void ZmqLink::Reconnect() {
